@@ -1,0 +1,140 @@
+"""SmoothGrad, SmoothGrad-squared (Smilkov et al. 2017) and VarGrad (Adebayo et al. 2018).
+
+Each averages a gradient method over noisy copies x + e, e ~ N(0, sigma^2), with
+sigma = noise_level * (max(x) - min(x)) per example, the paper's definition of noise level.
+
+The noise comes from a generator seeded with ``seed`` and is the same for every example of a
+batch, so a batch gives exactly the maps its examples give one by one. It is drawn in chunks
+of ``batch_size`` copies, in the same order as Captum's NoiseTunnel draws it from the global
+generator: with one example, ``torch.manual_seed(seed)`` and ``nt_samples_batch_size`` equal
+to ``batch_size``, Captum adds the very same noise.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..core import (
+    Target,
+    batches,
+    check_inputs,
+    input_gradients,
+    logits_of,
+    preserved_state,
+    resolve_target,
+    warn_if_training,
+)
+from .saliency import _maybe_reduce
+
+KINDS = ("smoothgrad", "smoothgrad_sq", "vargrad")
+
+
+def noise_stdev(inputs: torch.Tensor, noise_level: float) -> torch.Tensor:
+    """Per-example noise standard deviation: noise_level * (max - min), shape N."""
+    flat = inputs.detach().flatten(1)
+    return noise_level * (flat.amax(dim=1) - flat.amin(dim=1))
+
+
+def _noise_tunnel(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    target: Target,
+    kind: str,
+    n_samples: int,
+    noise_level: float,
+    batch_size: int | None,
+    seed: int,
+    multiply_by_inputs: bool,
+    reduce: str | None,
+) -> torch.Tensor:
+    check_inputs(inputs)
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
+    if not isinstance(n_samples, int) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+    if noise_level < 0:
+        raise ValueError(f"noise_level must be >= 0 (a fraction of the input range), got {noise_level}")
+    warn_if_training(model)
+    x = inputs.detach()
+    n = x.shape[0]
+    sigma = noise_stdev(x, noise_level).view(n, *([1] * (x.dim() - 1)))
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    total = torch.zeros_like(x)
+    total_sq = torch.zeros_like(x)
+    with preserved_state(model), torch.no_grad():
+        # The target is fixed on the clean input: every noisy copy explains the same class.
+        t = resolve_target(target, logits_of(model(x)))
+    with preserved_state(model):
+        for chunk in batches(n_samples, batch_size):
+            k = chunk.stop - chunk.start
+            noise = torch.randn((k, *x.shape[1:]), generator=generator).to(x)
+            # n*k noisy inputs, example-major: copies of example i are contiguous.
+            noisy = (x[:, None] + sigma[:, None] * noise[None]).reshape(n * k, *x.shape[1:])
+            grad, _ = input_gradients(model, noisy, t.repeat_interleave(k))
+            attr = grad * noisy if multiply_by_inputs else grad
+            attr = attr.view(n, k, *x.shape[1:])
+            total += attr.sum(dim=1)
+            total_sq += attr.pow(2).sum(dim=1)
+    mean, mean_sq = total / n_samples, total_sq / n_samples
+    if kind == "smoothgrad":
+        out = mean
+    elif kind == "smoothgrad_sq":
+        out = mean_sq
+    else:
+        out = mean_sq - mean.pow(2)
+    return _maybe_reduce(out, reduce)
+
+
+def smoothgrad(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    target: Target = None,
+    *,
+    n_samples: int = 25,
+    noise_level: float = 0.15,
+    batch_size: int | None = 25,
+    seed: int = 0,
+    multiply_by_inputs: bool = False,
+    reduce: str | None = None,
+) -> torch.Tensor:
+    """Mean gradient over ``n_samples`` noisy copies: N x C x H x W (or N x H x W with ``reduce``).
+
+    ``multiply_by_inputs=True`` smooths gradient x input instead of the gradient;
+    ``batch_size`` is how many noisy copies of each example go through the model at once.
+    """
+    return _noise_tunnel(model, inputs, target, "smoothgrad", n_samples, noise_level,
+                         batch_size, seed, multiply_by_inputs, reduce)
+
+
+def smoothgrad_squared(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    target: Target = None,
+    *,
+    n_samples: int = 25,
+    noise_level: float = 0.15,
+    batch_size: int | None = 25,
+    seed: int = 0,
+    multiply_by_inputs: bool = False,
+    reduce: str | None = None,
+) -> torch.Tensor:
+    """Mean squared gradient over noisy copies (always >= 0): shaped like ``smoothgrad``."""
+    return _noise_tunnel(model, inputs, target, "smoothgrad_sq", n_samples, noise_level,
+                         batch_size, seed, multiply_by_inputs, reduce)
+
+
+def vargrad(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    target: Target = None,
+    *,
+    n_samples: int = 25,
+    noise_level: float = 0.15,
+    batch_size: int | None = 25,
+    seed: int = 0,
+    multiply_by_inputs: bool = False,
+    reduce: str | None = None,
+) -> torch.Tensor:
+    """Variance of the gradient over noisy copies (always >= 0): shaped like ``smoothgrad``."""
+    return _noise_tunnel(model, inputs, target, "vargrad", n_samples, noise_level,
+                         batch_size, seed, multiply_by_inputs, reduce)
