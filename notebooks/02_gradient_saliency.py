@@ -1,0 +1,443 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Gradient saliency
+#
+# The oldest question one can ask a differentiable model is also the cheapest: *if this pixel
+# changed a little, how much would the class score change?* The answer is the gradient of the
+# score with respect to the input, one backward pass away. This chapter computes it, draws it
+# three ways, multiplies it by the input, and then smooths it by averaging over noisy copies
+# of the image, the family of SmoothGrad, SmoothGrad-squared and VarGrad.
+#
+# **After this chapter you can**
+# - compute vanilla gradients and gradient x input for a batch of images and check them
+#   against Captum;
+# - choose a channel reduction (max of absolute values, sum of absolute values, signed sum) and
+#   say what each one hides;
+# - use SmoothGrad and its variants, and choose the noise level and the number of samples with
+#   numbers rather than taste;
+# - recognise the pitfalls: saturated probabilities, models in training mode, gradients that
+#   silently vanish.
+
+# %% [markdown]
+# ## Setup
+
+# %%
+import sys
+
+if "google.colab" in sys.modules:  # Colab: install the course's package once per session
+    import subprocess
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q",
+         "course_lib @ git+https://github.com/interpreting-neural-networks/course@main"],
+        check=True,
+    )
+
+# %%
+import inspect
+import warnings
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from captum.attr import InputXGradient, NoiseTunnel, Saliency
+from scipy.stats import spearmanr
+
+import course_lib as cl
+from course_lib import viz
+from course_lib.core import input_gradients
+
+cl.set_deterministic(seed=0, threads=2)
+viz.use_style()
+
+imagenet = cl.load_model("efficientnet_lite0")  # on Colab, try "resnet50"
+model, labels = imagenet.model, imagenet.labels
+names = ["chelsea", "coffee", "motorcycle"]
+x = torch.stack([imagenet.preprocess(cl.load_photo(n)) for n in names])
+with torch.no_grad():
+    logits = model(x)
+pred = logits.argmax(dim=1)
+for n, c, p in zip(names, pred, logits.softmax(dim=1).amax(dim=1)):
+    print(f"{n:>10}: {labels[int(c)]} ({float(p):.2f})")
+
+# %% [markdown]
+# ## 1. The idea: a local linear model
+#
+# Let $f_c(x)$ be the score (the logit) of class $c$ for an image $x \in \mathbb{R}^{C \times
+# H \times W}$. Near $x$, a first-order Taylor expansion says
+#
+# $$ f_c(x + \delta) \approx f_c(x) + \nabla_x f_c(x) \cdot \delta . $$
+#
+# Each entry of the gradient $\nabla_x f_c(x)$ is the rate at which the score changes when one
+# channel of one pixel changes. A large entry means the score is *sensitive* to that pixel
+# {footcite}`simonyan2014deep`. That is sensitivity, not contribution: a pixel the model relies
+# on heavily can have a small gradient if the score is saturated there. Keep the distinction in
+# mind; Integrated Gradients (chapter 03) is built on it.
+#
+# The whole computation is one forward and one backward pass. This is the core that every
+# gradient method in `course_lib` shares:
+
+# %%
+print(inspect.getsource(input_gradients))
+
+# %% [markdown]
+# Three details matter. The input is a detached *copy*, so the caller's tensor never gets
+# `requires_grad` or a `.grad`. `torch.autograd.grad` returns the gradient instead of
+# accumulating it into the parameters' `.grad`, so the model is left as it was. And summing
+# the target scores of a batch gives each image its own gradient in one pass, because each
+# score depends only on its own image (true in eval mode; in training mode batch normalisation
+# mixes the images of a batch).
+#
+# Before trusting the gradient, check the promise of the Taylor expansion: for a small step
+# $\delta = \varepsilon d$ along a random unit direction $d$, the change in score should match
+# $\varepsilon\, \nabla_x f_c \cdot d$.
+
+# %%
+grad = cl.vanilla_gradient(model, x)  # N x 3 x 224 x 224, signed; target = predicted class
+print("gradient:", tuple(grad.shape))
+
+direction = torch.randn(x[:1].shape, generator=torch.Generator().manual_seed(1))
+direction /= direction.norm()
+with torch.no_grad():
+    base = model(x[:1])[0, pred[0]]
+    for eps in [1.0, 0.1, 0.01]:
+        actual = model(x[:1] + eps * direction)[0, pred[0]] - base
+        predicted = eps * (grad[0] * direction[0]).sum()
+        print(f"eps={eps:<5} change in score {float(actual):+.5f}  linear prediction {float(predicted):+.5f}")
+
+# %% [markdown]
+# For small steps the linear prediction is close to the actual change; for large steps it is
+# not. The gradient describes the model in an infinitesimal neighbourhood of the image, nothing
+# more.
+
+# %% [markdown]
+# ## 2. From three channels to one map
+#
+# The gradient has one value per channel per pixel. To draw it as a heatmap we collapse the
+# channels, and there are three common choices:
+#
+# | reduction | formula | keeps |
+# |---|---|---|
+# | `max_abs` | $\max_k \lvert \partial f_c / \partial x_{k,i,j} \rvert$ | magnitude of the most sensitive channel (the original saliency map) |
+# | `sum_abs` | $\sum_k \lvert \partial f_c / \partial x_{k,i,j} \rvert$ | total magnitude over channels |
+# | `signed` | $\sum_k \partial f_c / \partial x_{k,i,j}$ | direction: brightening the pixel raises (+) or lowers (-) the score |
+
+# %%
+maps = {how: cl.reduce_channels(grad, how) for how in cl.REDUCTIONS}
+fig = viz.method_grid(
+    x, maps, denormalize=imagenet.denormalize, signed={"signed": True},
+    row_titles=[labels[int(c)] for c in pred], cell=1.9,
+)
+plt.show()
+
+# %% [markdown]
+# The two absolute reductions look alike; the signed one looks different, with positive and
+# negative values side by side, often on neighbouring pixels of the same edge. Rank
+# correlations make "alike" precise (Spearman's $\rho$ over all pixels, averaged over the three
+# images):
+
+# %%
+def rank_agreement(a, b):
+    """Mean Spearman rank correlation between two N x H x W stacks of maps."""
+    return float(np.mean([spearmanr(u.flatten(), v.flatten())[0] for u, v in zip(a, b)]))
+
+
+pairs = [("max_abs", "sum_abs"), ("max_abs", "signed"), ("sum_abs", "signed")]
+for a, b in pairs:
+    print(f"rho({a}, {b}) = {rank_agreement(maps[a], maps[b]):.3f}")
+
+# %% [markdown]
+# The absolute reductions rank pixels almost identically; the signed sum is nearly unrelated
+# to them because its sign flips across edges, so its magnitude and the absolute maps'
+# magnitude disagree where channels cancel. Which to use depends on the question: *where is the
+# model sensitive?* (absolute) or *which way does this pixel push?* (signed). Whatever you
+# pick, say so in the caption: the three are different pictures of the same gradient.
+
+# %% [markdown]
+# ## 3. Gradient x input
+#
+# The gradient says how sensitive the score is; multiplying it by the input gives a rough
+# estimate of each pixel's *contribution* relative to an input of zero
+# {footcite}`shrikumar2016not`:
+#
+# $$ A_{k,i,j} = x_{k,i,j}\, \frac{\partial f_c}{\partial x_{k,i,j}}(x) . $$
+#
+# For a linear model $f_c(x) = w \cdot x + b$ this is exact: the contributions sum to
+# $f_c(x) - f_c(0)$. For a network it is a first-order estimate. Note what "zero" means here:
+# the preprocessing maps channel values from $[0, 1]$ to $[-1, 1]$, so zero is mid-grey, and
+# gradient x input attributes relative to a grey image; under another normalisation the same
+# method would compare with another image. Chapter 03 makes this reference explicit as the
+# *baseline*.
+
+# %%
+gxi = cl.gradient_x_input(model, x)
+fig = viz.method_grid(
+    x,
+    {"gradient (signed)": cl.reduce_channels(grad, "signed"),
+     "gradient x input (signed)": cl.reduce_channels(gxi, "signed")},
+    denormalize=imagenet.denormalize,
+    signed={"gradient (signed)": True, "gradient x input (signed)": True},
+    cell=2.2,
+)
+plt.show()
+
+# %% [markdown]
+# Where the image is close to mid-grey, gradient x input is close to zero whatever the
+# gradient: the method cannot attribute to what is already at the reference.
+#
+# ### Checking against Captum
+#
+# Captum {footcite}`kokhlikyan2020captum` is what you would use in practice. Our functions must give
+# the same numbers: `Saliency(abs=False)` is the signed gradient, `Saliency()` its absolute value,
+# `InputXGradient` gradient x input.
+
+# %%
+target = pred.tolist()
+checks = {
+    "vanilla_gradient vs Saliency(abs=False)":
+        (grad, Saliency(model).attribute(x, target=target, abs=False)),
+    "max_abs reduction vs Saliency() + max":
+        (maps["max_abs"], Saliency(model).attribute(x, target=target).amax(dim=1)),
+    "gradient_x_input vs InputXGradient":
+        (gxi, InputXGradient(model).attribute(x, target=target)),
+}
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # Captum warns that it set requires_grad on the input
+    for name, (ours, theirs) in checks.items():
+        print(f"{name:<42} max |difference| = {float((ours - theirs.detach()).abs().max()):.2e}")
+
+# %% [markdown]
+# The differences are exactly zero: both compute the same backward pass.
+
+# %% [markdown]
+# ## 4. SmoothGrad and its relatives
+#
+# Vanilla gradient maps are speckled. Part of the speckle is real: the gradient of a ReLU
+# network jumps as units switch on and off, so it changes abruptly between neighbouring
+# inputs. SmoothGrad {footcite}`smilkov2017smoothgrad` averages it away by averaging the gradient
+# over $n$ noisy copies of the image:
+#
+# $$ \hat M_c(x) = \frac{1}{n} \sum_{i=1}^{n} \nabla_x f_c(x + \epsilon_i),\qquad
+#    \epsilon_i \sim \mathcal{N}(0, \sigma^2),\qquad \sigma = \text{noise level} \times (x_{\max} - x_{\min}). $$
+#
+# Two variants change the statistic. **SmoothGrad-squared** averages the squared gradient,
+# $\frac1n \sum_i (\nabla f_c(x+\epsilon_i))^2$, which is non-negative and emphasises the large
+# values. **VarGrad** {footcite}`adebayo2018sanity` takes their variance,
+# $\frac1n \sum_i (\nabla f_c(x+\epsilon_i))^2 - \hat M_c(x)^2$. The target class is fixed on
+# the clean image, so every noisy copy explains the same class.
+#
+# Here is the implementation; `batch_size` sets how many noisy copies go through the model at
+# once.
+
+# %%
+print(inspect.getsource(cl.noise_tunnel))
+
+# %%
+cat = x[:1]
+family = {
+    "vanilla": cl.vanilla_gradient(model, cat, reduce="max_abs"),
+    "SmoothGrad": cl.smoothgrad(model, cat, n_samples=16, noise_level=0.15, reduce="max_abs"),
+    "SmoothGrad-sq": cl.smoothgrad_squared(model, cat, n_samples=16, noise_level=0.15, reduce="max_abs"),
+    "VarGrad": cl.vargrad(model, cat, n_samples=16, noise_level=0.15, reduce="max_abs"),
+}
+fig = viz.method_grid(cat, family, denormalize=imagenet.denormalize, cell=2.2)
+plt.show()
+
+# %% [markdown]
+# Averaging concentrates the map on the cat's eyes, nose and the edges of its face; the
+# squared and variance variants sharpen it further, because squaring turns a few large values
+# into most of the picture. A number for "less speckled": the *roughness* of a map, the mean
+# absolute difference between horizontally and vertically neighbouring pixels of the map
+# scaled to $[0, 1]$ (as it is drawn).
+
+# %%
+def roughness(m):
+    """Mean absolute difference between neighbouring pixels of maps scaled to [0, 1] as drawn."""
+    values = []
+    for one in m:
+        v = torch.from_numpy(viz.normalize_map(one))
+        values.append(((v[1:, :] - v[:-1, :]).abs().mean() + (v[:, 1:] - v[:, :-1]).abs().mean()) / 2)
+    return float(torch.stack(values).mean())
+
+
+for name, m in family.items():
+    print(f"{name:<14} roughness {roughness(m):.4f}")
+
+# %% [markdown]
+# ### How much noise?
+#
+# The noise level trades detail for stability. Too little, and the map is the vanilla
+# gradient; too much, and the noisy copies no longer look like the image and the map blurs
+# into the model's general preferences. {footcite}`smilkov2017smoothgrad` found 10 to 20 percent
+# of the input range to work well; measure it on your model rather than trusting the number.
+
+# %%
+levels = [0.0, 0.05, 0.15, 0.3, 0.6]
+sweep = {f"noise {lv:g}": cl.smoothgrad(model, cat, n_samples=12, noise_level=lv, reduce="max_abs")
+         for lv in levels}
+fig = viz.method_grid(cat, sweep, denormalize=imagenet.denormalize, cell=1.9)
+plt.show()
+for name, m in sweep.items():
+    print(f"{name:<10} roughness {roughness(m):.4f}   "
+          f"rank agreement with the vanilla map {rank_agreement(m, sweep['noise 0']):.3f}")
+
+# %% [markdown]
+# At noise level 0, SmoothGrad *is* the vanilla gradient (every copy is the image). As the
+# noise grows, the roughness falls and so does the agreement with the vanilla map: the map
+# becomes smoother and, at the largest levels, less about this image. The middle of the sweep
+# is where the face is clear and the background quiet.
+
+# %% [markdown]
+# ### How many samples?
+#
+# SmoothGrad is a Monte Carlo estimate, so its error should shrink like $1/\sqrt{n}$. To watch
+# it converge, average the noisy gradients ourselves, drawing the noise exactly as `smoothgrad`
+# does (a generator seeded with `seed`, in chunks of `batch_size`), and compare the running
+# mean after $n$ samples with the mean of all 32.
+
+# %%
+sigma = float(cl.noise_stdev(cat, 0.15))
+generator = torch.Generator().manual_seed(0)
+noisy_grads = []
+for _ in range(2):  # two chunks of 16, as smoothgrad(batch_size=16) draws them
+    noise = torch.randn((16, *cat.shape[1:]), generator=generator)
+    noisy_grads.append(cl.vanilla_gradient(model, cat + sigma * noise, target=int(pred[0])))
+noisy_grads = torch.cat(noisy_grads)  # 32 x 3 x 224 x 224
+running = noisy_grads.cumsum(dim=0) / torch.arange(1, 33).view(-1, 1, 1, 1)
+
+ours16 = cl.smoothgrad(model, cat, n_samples=16, noise_level=0.15, batch_size=16)
+print("running mean after 16 == smoothgrad(n_samples=16):",
+      torch.allclose(running[15:16], ours16, atol=1e-6))
+
+reference = running[-1]
+counts = [1, 2, 4, 8, 16]
+errors = [float((running[k - 1] - reference).norm() / reference.norm()) for k in counts]
+for k, e in zip(counts, errors):
+    print(f"n={k:>2}: relative distance to the 32-sample mean {e:.3f}")
+
+# %%
+fig, ax = plt.subplots(figsize=(4, 2.8))
+ax.loglog(counts, errors, "o-", label="SmoothGrad, noise 0.15")
+ax.loglog(counts, errors[0] / np.sqrt(counts), "--", color="grey", label=r"$\propto 1/\sqrt{n}$")
+ax.set_xlabel("samples n")
+ax.set_ylabel("relative distance to n = 32")
+ax.legend()
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The distance falls roughly like $1/\sqrt{n}$ at first and faster near the end (the reference
+# itself contains the later samples, so the last points are optimistic). Each sample costs a
+# forward and a backward pass: 16 samples make SmoothGrad sixteen times as expensive as the
+# vanilla gradient. A few dozen samples are usually enough for a figure; use more when you
+# compare maps numerically.
+#
+# ### Checking against Captum's NoiseTunnel
+#
+# Captum wraps any attribution method in `NoiseTunnel`. It draws its noise from the global
+# generator in chunks of `nt_samples_batch_size`; seeding that generator with our seed and
+# using our chunk size gives it the very same noisy images, so the results must agree.
+
+# %%
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    for kind, ours_fn in [("smoothgrad", cl.smoothgrad), ("smoothgrad_sq", cl.smoothgrad_squared),
+                          ("vargrad", cl.vargrad)]:
+        ours = ours_fn(model, cat, n_samples=4, noise_level=0.15, batch_size=4, seed=7)
+        torch.manual_seed(7)
+        theirs = NoiseTunnel(Saliency(model)).attribute(
+            cat, nt_type=kind, nt_samples=4, nt_samples_batch_size=4, stdevs=sigma,
+            target=int(pred[0]), abs=False)
+        rel = float((ours - theirs).abs().max() / theirs.abs().max())
+        print(f"{kind:<14} max |difference| relative to the largest value: {rel:.1e}")
+
+# %% [markdown]
+# ## 5. Pitfalls
+#
+# **Explaining the probability instead of the logit.** The softmax saturates: when the model is
+# sure, the probability barely moves whatever the pixels do, and its gradient shrinks towards
+# zero. Compare the gradient norms for the espresso, which the model is sure of, and the
+# motorcycle, which it is not:
+
+# %%
+prob_model = torch.nn.Sequential(model, torch.nn.Softmax(dim=1)).eval()
+g_logit = cl.vanilla_gradient(model, x[1:], target=pred[1:].tolist())
+g_prob = cl.vanilla_gradient(prob_model, x[1:], target=pred[1:].tolist())
+probs = torch.softmax(logits[1:], dim=1).amax(dim=1)
+for n, p, gl, gp in zip(names[1:], probs, g_logit, g_prob):
+    print(f"{n:>10}: p = {float(p):.2f}   |grad logit| = {float(gl.norm()):.3f}   "
+          f"|grad probability| = {float(gp.norm()):.4f}   ratio {float(gp.norm() / gl.norm()):.3f}")
+
+# %% [markdown]
+# The probability's gradient is the logit's gradient scaled (roughly) by $p(1-p)$ plus terms
+# from the other classes, so a confident prediction gets a faint map for reasons that have
+# nothing to do with the image. The course explains logits unless a chapter says otherwise.
+#
+# **A model in training mode.** Dropout and batch normalisation in training mode make every
+# map different and let the images of a batch influence each other. Every course method warns:
+
+# %%
+model.train()
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    cl.vanilla_gradient(model, x[:1])
+model.eval()
+print(caught[0].message)
+
+# %% [markdown]
+# **A gradient read from a detached tensor.** `tensor.detach()` cuts the graph; a gradient
+# asked of anything computed from it is `None`, and code that turns `None` into zeros reports
+# a map (or a TCAV score) of exactly zero without any error. `course_lib` never detaches
+# before differentiating and asks `torch.autograd.grad` for the gradient, which raises
+# instead of returning nothing.
+#
+# **Hooks and modified models.** Gradient saliency needs no hooks, but the methods of later
+# chapters do. A hook left on a model changes every later result on it; `course_lib` removes
+# its hooks in `finally`, and its tests check that no hook, mode, `requires_grad` or `.grad`
+# changes, even when a method fails half-way.
+#
+# **In-place activations.** Tutorials often turn off `inplace=True` ReLUs because *module*
+# backward hooks break on them. Input gradients do not need hooks; the tests run every method
+# on models with `ReLU(inplace=True)` and with `ReLU6`, the activation of this chapter's model.
+#
+# **Sensitivity is not importance.** Gradients answer a local question. A pixel can matter a
+# great deal while the gradient there is small (saturation), and the maps can look convincing
+# for a model that has learned nothing: chapter 08 checks them with randomised models
+# {footcite}`adebayo2018sanity,kindermans2019unreliability`.
+
+# %% [markdown]
+# ## Summary
+#
+# - The vanilla gradient is the sensitivity of a class score to each input value: one backward
+#   pass, batched, a local linear model of the network.
+# - How the channels are collapsed changes the picture: the absolute reductions agree with
+#   each other, the signed sum shows direction and looks different.
+# - Gradient x input estimates contributions relative to an all-zero input, which after
+#   normalisation is an image in its own right (here mid-grey).
+# - SmoothGrad averages gradients over noisy copies; SmoothGrad-squared and VarGrad change the
+#   statistic. Noise level and sample count are measurable trade-offs, and the estimate
+#   converges like a Monte Carlo mean.
+# - Every function here agrees with Captum.
+#
+# ## Exercises
+#
+# `exercises/02_gradient_saliency.ipynb`: implement SmoothGrad yourself, write a channel
+# reduction, and predict what the noise level and the reference of gradient x input do. Your
+# instructor grades them with one command.
+#
+# ## References
+#
+# ```{footbibliography}
+# ```
