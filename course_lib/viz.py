@@ -26,7 +26,6 @@ def use_style() -> None:
             "savefig.dpi": 100,
             "font.size": 9,
             "axes.titlesize": 9,
-            "image.interpolation": "nearest",
             "figure.autolayout": False,
         }
     )
@@ -40,9 +39,12 @@ def to_image(x: torch.Tensor | np.ndarray, denormalize: Callable | None = None) 
             x = denormalize(x)
         if x.dim() == 3 and x.shape[0] in (1, 3):
             x = x.permute(1, 2, 0)
-        x = x.float().numpy()
-    x = np.asarray(x, dtype=np.float32)
-    if x.max() > 1.5:  # uint8 range
+        x = x.numpy() if x.dtype == torch.uint8 else x.float().numpy()
+    x = np.asarray(x)
+    # uint8 is 0..255 whatever its values (a dark photo may not exceed 1); floats beyond 1.5 too.
+    is_255 = x.dtype == np.uint8 or x.max() > 1.5
+    x = x.astype(np.float32)
+    if is_255:
         x = x / 255.0
     if x.ndim == 3 and x.shape[-1] == 1:
         x = np.repeat(x, 3, axis=-1)

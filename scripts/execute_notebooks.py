@@ -2,7 +2,8 @@
 
 By default only the chapters whose source changed (the .ipynb is missing, its cells differ
 from the .py, or it was never fully executed); ``--all`` runs every chapter; names run those.
-Timings are recorded in notebooks/timings.json and printed.
+When only markdown changed (every code cell is as stored), the text is refreshed and the
+stored outputs are kept without re-running. Timings are recorded in notebooks/timings.json.
 
     python scripts/execute_notebooks.py [--all] [NN_name ...]
 """
@@ -44,6 +45,28 @@ def is_stale(source: Path) -> str | None:
     return None
 
 
+def _code(nb) -> list[str]:
+    return [c.source for c in nb.cells if c.cell_type == "code"]
+
+
+def refresh_text(source: Path) -> bool:
+    """Copy the markdown of ``source`` into its executed notebook when its code is unchanged."""
+    ipynb = source.with_suffix(".ipynb")
+    if not ipynb.exists():
+        return False
+    stored, nb = nbformat.read(ipynb, as_version=4), jupytext.read(source)
+    if _code(stored) != _code(nb) or is_stale(source) == "not fully executed":
+        return False
+    executed = iter(c for c in stored.cells if c.cell_type == "code")
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            old = next(executed)
+            cell.outputs, cell.execution_count = old.outputs, old.execution_count
+    nb.metadata = stored.metadata
+    nbformat.write(nb, ipynb)
+    return True
+
+
 def execute(source: Path) -> float:
     """Write the .ipynb from ``source``, execute it in place, return the seconds it took."""
     ipynb = source.with_suffix(".ipynb")
@@ -79,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     timings = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
     for src, reason in todo:
+        if reason == "cells differ from the .py" and refresh_text(src):
+            print(f"{src.name}: only markdown changed, text refreshed, outputs kept", flush=True)
+            continue
         print(f"executing {src.name} ({reason}) ...", flush=True)
         seconds = execute(src)
         timings[src.stem] = round(seconds, 1)

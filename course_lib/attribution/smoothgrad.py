@@ -4,10 +4,13 @@ Each averages a gradient method over noisy copies x + e, e ~ N(0, sigma^2), with
 sigma = noise_level * (max(x) - min(x)) per example, the paper's definition of noise level.
 
 The noise comes from a generator seeded with ``seed`` and is the same for every example of a
-batch, so a batch gives exactly the maps its examples give one by one. It is drawn in chunks
-of ``batch_size`` copies, in the same order as Captum's NoiseTunnel draws it from the global
-generator: with one example, ``torch.manual_seed(seed)`` and ``nt_samples_batch_size`` equal
-to ``batch_size``, Captum adds the very same noise.
+batch, so a batch gives exactly the maps its examples give one by one. All ``n_samples`` draws
+are made at once, so ``batch_size`` changes the speed, never the map (torch draws normals in
+blocks of 16: drawn chunk by chunk, the noise would change with the chunk size whenever a copy's
+size is not a multiple of 16). Captum's NoiseTunnel draws from the global generator in the same
+order: with one example, ``torch.manual_seed(seed)``, and a copy size that is a multiple of 16
+(3 x 224 x 224 is) or ``nt_samples_batch_size=None``, Captum adds the same noise, up to its
+float32 rounding.
 """
 from __future__ import annotations
 
@@ -65,6 +68,8 @@ def noise_tunnel(
     n = x.shape[0]
     sigma = noise_stdev(x, noise_level).view(n, *([1] * (x.dim() - 1)))
     generator = torch.Generator(device="cpu").manual_seed(seed)
+    # Drawn all at once: drawn chunk by chunk, the noise would depend on batch_size.
+    noise_all = torch.randn((n_samples, *x.shape[1:]), generator=generator)
     total = torch.zeros_like(x)
     total_sq = torch.zeros_like(x)
     with preserved_state(model), torch.no_grad():
@@ -73,7 +78,7 @@ def noise_tunnel(
     with preserved_state(model):
         for chunk in batches(n_samples, batch_size):
             k = chunk.stop - chunk.start
-            noise = torch.randn((k, *x.shape[1:]), generator=generator).to(x)
+            noise = noise_all[chunk].to(x)
             # n*k noisy inputs, example-major: copies of example i are contiguous.
             noisy = (x[:, None] + sigma[:, None] * noise[None]).reshape(n * k, *x.shape[1:])
             grad, _ = input_gradients(model, noisy, t.repeat_interleave(k))
