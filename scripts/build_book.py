@@ -1,10 +1,14 @@
 """Build the book from the stored notebooks; fail on any warning.
 
+MathJax is served from the book itself (copied from the PyPI package django-static-mathjax),
+so formulas render without the internet too.
+
     python scripts/build_book.py [--out DIR]     # default: the repository root (-> _build/html)
 """
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +21,18 @@ def build(out: Path | None = None) -> subprocess.CompletedProcess:
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "-W", "--keep-going", "--all"]
     if out is not None:
         cmd += ["--path-output", str(out)]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode == 0:
+        copy_mathjax((out or ROOT) / "_build" / "html")
+    return proc
+
+
+def copy_mathjax(html: Path) -> None:
+    """Put MathJax 3 where _config.yml's ``mathjax_path`` points: _static/mathjax/."""
+    import mathjax  # the django-static-mathjax package: MathJax's files, no Python dependencies
+
+    source = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+    shutil.copytree(source, html / "_static" / "mathjax", dirs_exist_ok=True)
 
 
 def main() -> int:
