@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import sys
 import warnings
 from typing import Callable, Iterator, Sequence
 
@@ -90,15 +91,26 @@ def warn_if_training(model: nn.Module) -> None:
             "the model is in training mode: dropout and batch-norm statistics make attributions "
             "random and wrong. Call model.eval() before explaining it.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=_caller_stacklevel(),
         )
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` of the first frame outside course_lib: a warning names the user's
+    line (and is shown again for each new line) however deep inside course_lib it is raised."""
+    frame, level = sys._getframe(2), 2  # level 1 is the function that calls warnings.warn
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("course_lib."):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 @contextlib.contextmanager
 def preserved_state(model: nn.Module) -> Iterator[None]:
-    """Restore every module's training flag and every parameter's ``requires_grad`` and ``.grad``."""
+    """Restore every module's training flag, every parameter's ``requires_grad`` and ``.grad``,
+    and every buffer (a model left in training mode updates its batch-norm statistics)."""
     modes = [(m, m.training) for m in model.modules()]
     params = [(p, p.requires_grad, None if p.grad is None else p.grad.clone()) for p in model.parameters()]
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
     try:
         yield
     finally:
@@ -107,6 +119,9 @@ def preserved_state(model: nn.Module) -> Iterator[None]:
         for p, requires_grad, grad in params:
             p.requires_grad_(requires_grad)
             p.grad = grad
+        with torch.no_grad():
+            for b, value in buffers:
+                b.copy_(value)
 
 
 def get_layer(model: nn.Module, name: str | nn.Module) -> nn.Module:

@@ -92,7 +92,9 @@ def noise_tunnel(
     elif kind == "smoothgrad_sq":
         out = mean_sq
     else:
-        out = mean_sq - mean.pow(2)
+        # Where every copy has nearly the same gradient this difference cancels to rounding
+        # error, which can be negative (often, in float32): a variance is not.
+        out = (mean_sq - mean.pow(2)).clamp_min(0)
     return _maybe_reduce(out, reduce)
 
 
