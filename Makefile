@@ -11,7 +11,6 @@ export MKL_NUM_THREADS := 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONHASHSEED := 0
-export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 .PHONY: help env book test unit nbval notebooks notebooks-all grade lock clean

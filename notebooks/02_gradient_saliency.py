@@ -245,17 +245,18 @@ print(inspect.getsource(cl.noise_tunnel))
 
 # %% [markdown]
 # SmoothGrad is nothing but an average, so before calling the library let us compute it by
-# hand: 48 noisy copies of the cat, their gradients, and the running mean. The noise is drawn
-# exactly as `smoothgrad` draws it (a generator seeded with `seed`, in chunks of `batch_size`
-# copies), so the hand-made average must equal the library's.
+# hand: 48 noisy copies of the cat, their gradients, and the running mean. `smoothgrad` draws
+# all its noise at once from a generator seeded with `seed`; our first draw of 16 copies is
+# exactly the noise of `smoothgrad(n_samples=16)`, so the two averages must agree. Then we
+# draw 32 more from the same generator.
 
 # %%
 cat, cat_class = x[:1], int(pred[0])
 sigma = float(cl.noise_stdev(cat, 0.15))
 generator = torch.Generator().manual_seed(0)
 noisy_grads = []
-for _ in range(3):  # three chunks of 16 copies, as smoothgrad(batch_size=16) draws them
-    noise = torch.randn((16, *cat.shape[1:]), generator=generator)
+for copies in [16, 32]:
+    noise = torch.randn((copies, *cat.shape[1:]), generator=generator)
     noisy_grads.append(cl.vanilla_gradient(model, cat + sigma * noise, target=cat_class))
 noisy_grads = torch.cat(noisy_grads)  # 48 x 3 x 224 x 224
 n_total = len(noisy_grads)
@@ -372,8 +373,9 @@ for name, m in sweep.items():
 # ### Checking against Captum's NoiseTunnel
 #
 # Captum wraps any attribution method in `NoiseTunnel`. It draws its noise from the global
-# generator in chunks of `nt_samples_batch_size`; seeding that generator with our seed and
-# using our chunk size gives it the very same noisy images, so the results must agree.
+# generator, in chunks of `nt_samples_batch_size` copies; seeding that generator with our seed
+# gives it the very same noisy images (the chunks draw the same numbers as one draw when a
+# copy's size, here 3 x 224 x 224, is a multiple of 16), so the results must agree.
 
 # %%
 for kind, ours_fn in [("smoothgrad", cl.smoothgrad), ("smoothgrad_sq", cl.smoothgrad_squared),

@@ -5,9 +5,11 @@ must not disturb: a parameter with a pre-existing ``.grad`` and a frozen paramet
 """
 from __future__ import annotations
 
-import os
+import matplotlib
 
-os.environ.setdefault("MPLBACKEND", "Agg")  # before course_lib imports pyplot
+# Not through the MPLBACKEND variable: nbval's kernels, started from this same pytest run,
+# would inherit it and stop showing figures inline.
+matplotlib.use("Agg")
 
 import pytest
 import torch
