@@ -3,10 +3,15 @@
 from .registry import LoadedModel, list_datasets, list_models, load_dataset, load_model
 from .imagenet import PHOTOS, imagenet_labels, load_photo
 from .weights import WeightFileError
+from . import text, online  # noqa: F401  (registers minilm, minilm_sentiment, sentiment, the online swaps, cifar10)
+from .online import OfflineError
+from .text import SentimentClassifier, make_sentiment_corpus
 
 __all__ = [
     "LoadedModel",
+    "OfflineError",
     "PHOTOS",
+    "SentimentClassifier",
     "WeightFileError",
     "imagenet_labels",
     "list_datasets",
@@ -14,4 +19,5 @@ __all__ = [
     "load_dataset",
     "load_model",
     "load_photo",
+    "make_sentiment_corpus",
 ]
