@@ -18,26 +18,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local: never ask t
 
 import argparse
 import json
-import random
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 
+from course_lib import set_deterministic
 from course_lib.zoo import text
 from course_lib.zoo.weights import sha256_of
-
-
-def set_deterministic(seed: int) -> None:
-    """Seeds, 2 threads and deterministic kernels: the same run gives the same bytes."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.set_num_threads(2)
-    torch.use_deterministic_algorithms(True)
 
 
 @torch.no_grad()
@@ -90,7 +80,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
 
     start = time.time()
-    set_deterministic(args.seed)
+    set_deterministic(args.seed, threads=2)
     corpus = text.make_sentiment_corpus(seed=args.seed)
     encoder, tokenizer = text._load_encoder_and_tokenizer()
     model = text.SentimentClassifier(encoder).eval()

@@ -35,13 +35,18 @@ def imagenet_preprocess(mean, std, resize: int = 256, crop: int = 224, bicubic: 
     preprocess = T.Compose(
         [T.Resize(resize, interpolation=interp), T.CenterCrop(crop), T.ToTensor(), T.Normalize(mean, std)]
     )
+    return preprocess, denormalizer(mean, std)
+
+
+def denormalizer(mean, std):
+    """The inverse of ``Normalize(mean, std)``: a normalised C x H x W (or batch) tensor -> [0, 1]."""
     mean_t = torch.tensor(mean).view(-1, 1, 1)
     std_t = torch.tensor(std).view(-1, 1, 1)
 
     def denormalize(x: torch.Tensor) -> torch.Tensor:
         return (x.detach().cpu() * std_t + mean_t).clamp(0, 1)
 
-    return preprocess, denormalize
+    return denormalize
 
 
 @register_model(

@@ -35,7 +35,7 @@ from PIL import Image
 from torch import nn
 from torchvision import transforms as T
 
-from .imagenet import imagenet_labels, imagenet_preprocess
+from .imagenet import denormalizer, imagenet_labels, imagenet_preprocess
 from .registry import LoadedModel, register_dataset, register_model
 
 OFFLINE_ENV = "COURSE_OFFLINE"
@@ -297,17 +297,12 @@ def cifar10_resnet18_architecture(num_classes: int = 10) -> nn.Module:
 def cifar10_preprocess():
     """(preprocess: PIL image or 3 x 32 x 32 tensor in [0, 1] -> normalised tensor, denormalize)."""
     normalize = T.Normalize(CIFAR10_MEAN, CIFAR10_STD)
-    mean_t = torch.tensor(CIFAR10_MEAN).view(-1, 1, 1)
-    std_t = torch.tensor(CIFAR10_STD).view(-1, 1, 1)
 
     def preprocess(image) -> torch.Tensor:
         x = image.float() if isinstance(image, torch.Tensor) else T.functional.to_tensor(image)
         return normalize(x)
 
-    def denormalize(x: torch.Tensor) -> torch.Tensor:
-        return (x.detach().cpu() * std_t + mean_t).clamp(0, 1)
-
-    return preprocess, denormalize
+    return preprocess, denormalizer(CIFAR10_MEAN, CIFAR10_STD)
 
 
 @register_model(
