@@ -280,8 +280,8 @@ SMOOTHGRAD = Item(
     forbidden=tuple(
         [f"{owner}.{fn}" for owner in ("course_lib", "course_lib.attribution",
                                        "course_lib.attribution.smoothgrad")
-         for fn in ("smoothgrad", "smoothgrad_squared", "vargrad")]
-        + ["course_lib.attribution.smoothgrad._noise_tunnel", "captum.attr.NoiseTunnel.attribute"]
+         for fn in ("smoothgrad", "smoothgrad_squared", "vargrad", "noise_tunnel")]
+        + ["captum.attr.NoiseTunnel.attribute"]
     ),
 )
 
