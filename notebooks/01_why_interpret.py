@@ -184,12 +184,51 @@ pd.DataFrame(cl.list_datasets(), columns=["name", "offline", "description"]).set
 # %% [markdown]
 # ## Shapes: a dataset whose truth is known
 #
-# Photos cannot tell us which pixels a model *should* use. The course's own dataset, *Shapes*,
-# will: one coloured object on a cluttered background, generated from a seed, with the
-# object's pixel mask for every image, texture concepts (stripes, dots) whose relevance to
-# each class is known by construction, and an optional planted shortcut tag. Because the truth
-# is known, explanations of models trained on it can be scored, not only looked at. It arrives
-# with the chapters that use it (evaluating explanations, concepts, debugging).
+# Photos cannot tell us which pixels a model *should* use. The course's own dataset can:
+# *Shapes* draws one coloured object on a cluttered background, from a seed, and records for
+# every image the object's pixel mask, its texture and colour, and whether a planted
+# *shortcut tag* is present. Six classes; three of them are squares that differ only in their
+# texture, so for those the texture *is* the class, while for the circle, the triangle and the
+# cross the texture is drawn at random and carries no information.
+
+# %%
+from course_lib.zoo import shapes as shapes_data
+
+sample = shapes_data.make_shapes(60, seed=0)
+picked = [int(i) for c in range(len(shapes_data.CLASSES))
+          for i in (sample.labels == c).nonzero()[:2, 0]]
+fig, axes = plt.subplots(2, 6, figsize=(9, 3.3))
+for ax, i in zip(axes.T.flatten(), picked):
+    viz.show_image(ax, sample.images[i])
+    ax.contour(sample.masks[i].float(), levels=[0.5], colors="cyan", linewidths=0.8)
+    ax.set_title(f"{shapes_data.CLASSES[int(sample.labels[i])]}\n"
+                 f"{shapes_data.TEXTURES[int(sample.texture[i])]}, "
+                 f"{shapes_data.COLOR_NAMES[int(sample.color[i])]}", fontsize=7)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The cyan outline is the recorded mask: a saliency map can be scored by how much of its mass
+# falls inside it (chapter 08). The relevance of each concept to each class is known by
+# construction, which gives concept methods a positive and a negative control (chapter 07):
+
+# %%
+pd.DataFrame(
+    {concept: {cls: kind for kind, classes in groups.items() for cls in classes}
+     for concept, groups in shapes_data.CONCEPT_RELEVANCE.items()}
+).loc[shapes_data.CLASSES]
+
+# %% [markdown]
+# And the shortcut: with `shortcut_class` set, a small white tag is stamped on most images of
+# that class during training, and on none of the others. A model can then score well by
+# looking at the corner instead of the object, as the melanoma classifier did with skin
+# markings. Chapter 09 catches a model that learned exactly that.
+
+# %%
+tagged = shapes_data.make_shapes(400, seed=1, shortcut_class="circle", shortcut_rate=0.95)
+for c, name in enumerate(shapes_data.CLASSES):
+    in_class = tagged.labels == c
+    print(f"{name:>14}: tag on {float(tagged.tag[in_class].float().mean()):.0%} of {int(in_class.sum())} images")
 
 # %% [markdown]
 # ## Pitfalls
