@@ -46,6 +46,7 @@ if "google.colab" in sys.modules:  # Colab: install the course's package once pe
     )
 
 # %%
+import copy
 import inspect
 import warnings
 
@@ -108,13 +109,16 @@ print(inspect.getsource(input_gradients))
 grad = cl.vanilla_gradient(model, x)  # N x 3 x 224 x 224, signed; target = predicted class
 print("gradient:", tuple(grad.shape))
 
-direction = torch.randn(x[:1].shape, generator=torch.Generator().manual_seed(1))
+# In float64: in float32 the fifth decimal of these small changes differs from one CPU to another.
+model64, x64 = copy.deepcopy(model).double(), x[:1].double()
+grad64 = cl.vanilla_gradient(model64, x64, target=pred[:1])
+direction = torch.randn(x64.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
 direction /= direction.norm()
 with torch.no_grad():
-    base = model(x[:1])[0, pred[0]]
+    base = model64(x64)[0, pred[0]]
     for eps in [1.0, 0.1, 0.01]:
-        actual = model(x[:1] + eps * direction)[0, pred[0]] - base
-        predicted = eps * (grad[0] * direction[0]).sum()
+        actual = model64(x64 + eps * direction)[0, pred[0]] - base
+        predicted = eps * (grad64[0] * direction[0]).sum()
         print(f"eps={eps:<5} change in score {float(actual):+.5f}  linear prediction {float(predicted):+.5f}")
 
 # %% [markdown]

@@ -49,6 +49,24 @@ def _code(nb) -> list[str]:
     return [c.source for c in nb.cells if c.cell_type == "code"]
 
 
+def tidy(nb) -> None:
+    """Stable cell ids (``cell-<index>``, not jupytext's random ones: diffs show only real
+    changes) and consecutive stream outputs of one cell merged (how output was flushed is
+    timing, not content)."""
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i}"
+        if cell.cell_type != "code":
+            continue
+        merged = []
+        for out in cell.outputs:
+            prev = merged[-1] if merged else None
+            if out.output_type == "stream" and prev is not None and prev.output_type == "stream" and prev.name == out.name:
+                prev.text += out.text
+            else:
+                merged.append(out)
+        cell.outputs = merged
+
+
 def refresh_text(source: Path) -> bool:
     """Copy the markdown of ``source`` into its executed notebook when its code is unchanged."""
     ipynb = source.with_suffix(".ipynb")
@@ -63,6 +81,7 @@ def refresh_text(source: Path) -> bool:
             old = next(executed)
             cell.outputs, cell.execution_count = old.outputs, old.execution_count
     nb.metadata = stored.metadata
+    tidy(nb)
     nbformat.write(nb, ipynb)
     return True
 
@@ -79,6 +98,7 @@ def execute(source: Path) -> float:
         resources={"metadata": {"path": str(NOTEBOOKS)}},
     ).execute()
     seconds = time.perf_counter() - start
+    tidy(nb)
     nbformat.write(nb, ipynb)
     return seconds
 

@@ -11,6 +11,12 @@ import matplotlib
 # would inherit it and stop showing figures inline.
 matplotlib.use("Agg")
 
+from course_lib.reproducibility import pin_cpu_kernels  # noqa: E402
+
+# Before any torch operation: the same CPU kernels as the stored outputs were made with, also
+# when pytest is run without make (nbval's kernels inherit the variables).
+pin_cpu_kernels()
+
 import pytest
 import torch
 from torch import nn

@@ -1,6 +1,8 @@
 """The shared core: layer lookup, hook ownership, state guard, targets, model outputs."""
 from __future__ import annotations
 
+import os
+import platform
 import random
 from types import SimpleNamespace
 
@@ -265,3 +267,25 @@ def test_set_deterministic_repeats_every_generator():
     assert draw() == draw()
     assert torch.get_num_threads() == 1
     assert torch.are_deterministic_algorithms_enabled()
+
+
+def test_pin_cpu_kernels_asks_for_avx2_on_x86_only_and_keeps_user_settings(monkeypatch):
+    from course_lib import reproducibility
+
+    for key in reproducibility.X86_KERNELS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")  # a user's own choice wins
+    monkeypatch.setattr(reproducibility.platform, "machine", lambda: "aarch64")
+    reproducibility.pin_cpu_kernels()
+    assert "ATEN_CPU_CAPABILITY" not in os.environ
+    monkeypatch.setattr(reproducibility.platform, "machine", lambda: "x86_64")
+    reproducibility.pin_cpu_kernels()
+    env = os.environ
+    assert env["ATEN_CPU_CAPABILITY"] == "avx2" and env["MKL_ENABLE_INSTRUCTIONS"] == "AVX2"
+    assert env["ONEDNN_MAX_CPU_ISA"] == "AVX512_CORE"
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the pin is for x86-64")
+def test_the_test_run_uses_the_pinned_kernels():
+    # `make test` exports the variables; the stored notebook outputs were made with them.
+    assert torch.backends.cpu.get_cpu_capability() == "AVX2"

@@ -31,7 +31,7 @@ SENTIMENT_WEIGHTS = WEIGHTS_DIR / "minilm_sentiment.safetensors"
 SENTIMENT_METRICS = WEIGHTS_DIR / "minilm_sentiment.json"
 # Written by scripts/train_sentiment.py, which prints it; the training is deterministic, so a
 # re-run on the same versions gives the same file and the same checksum.
-SENTIMENT_SHA256 = "e36aef1e047bde9569b1b37a2d0b7e2d988ee408b31479504ae6e76fc2841340"
+SENTIMENT_SHA256 = "368785a150302a59b82a9c05d422fda86822cfcd6f208a3c4f308f0dd125cf40"
 TRAIN_COMMAND = "python scripts/train_sentiment.py"
 _RESTORE_SENTIMENT = (
     f"`git checkout -- course_lib/zoo/weights/{SENTIMENT_WEIGHTS.name}`, or retrain with "
