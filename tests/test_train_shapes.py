@@ -34,7 +34,6 @@ def test_training_twice_gives_identical_weight_files(name, tmp_path):
         train_shapes.save(name, model, record, {"test_accuracy": 0.0}, out)
         digests.append(json.loads((out / f"{name}.json").read_text())["sha256"])
     assert digests[0] == digests[1]
-    # The file written is one the course's loader accepts (its manifest holds the checksum).
     assert (tmp_path / "a" / f"{name}.safetensors").read_bytes() == (tmp_path / "b" / f"{name}.safetensors").read_bytes()
 
 

@@ -324,9 +324,10 @@ def shortcut_report(model: nn.Module, n: int = 2000, seed: int = TEST_SEED) -> d
     """How much ``model`` relies on the tag: accuracies on clean and tagged test images.
 
     ``clean``: no tags; ``clean_shortcut_class``: untagged images of ``SHORTCUT_CLASS``;
-    ``clean_on_others``: untagged images of the other classes; ``tag_on_others``: the tag on every image not of ``SHORTCUT_CLASS``
-    (accuracy over those images); ``others_called_shortcut``: how many of them are then
-    predicted as ``SHORTCUT_CLASS``; ``training_like``: the tag at the training rate.
+    ``clean_on_others``: untagged images of the other classes; ``tag_on_others``: the tag on
+    every image not of ``SHORTCUT_CLASS`` (accuracy over those images);
+    ``others_called_shortcut``: how many of them are then predicted as ``SHORTCUT_CLASS``;
+    ``training_like``: the tag at the training rate.
     """
     k = shapes.CLASSES.index(SHORTCUT_CLASS)
     clean = shapes.make_shapes(n, seed)
