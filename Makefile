@@ -8,13 +8,6 @@ STAMP := $(VENV)/.installed
 # last digits of printed numbers would change.
 export OMP_NUM_THREADS := 2
 export MKL_NUM_THREADS := 2
-# The same vector instructions on every x86-64 machine: AVX-512 kernels round differently from
-# AVX2 ones, and stored outputs made on one machine must match a re-run on another (CI's).
-ifeq ($(shell uname -m),x86_64)
-export ATEN_CPU_CAPABILITY := avx2
-export ONEDNN_MAX_CPU_ISA := AVX2
-export MKL_ENABLE_INSTRUCTIONS := AVX2
-endif
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONHASHSEED := 0

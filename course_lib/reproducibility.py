@@ -18,7 +18,7 @@ def pin_cpu_kernels() -> None:
     """Use the same vector instructions (AVX2) on every x86-64 CPU; nothing elsewhere.
 
     Takes effect only before torch's first operation in the process, so call it first (the
-    Makefile sets the same variables for the tests). Variables already set are left alone.
+    tests' conftest.py calls it at import). Variables already set are left alone.
     """
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return

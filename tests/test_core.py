@@ -287,5 +287,5 @@ def test_pin_cpu_kernels_asks_for_avx2_on_x86_only_and_keeps_user_settings(monke
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="the pin is for x86-64")
 def test_the_test_run_uses_the_pinned_kernels():
-    # `make test` exports the variables; the stored notebook outputs were made with them.
+    # conftest.py pins the kernels at import; the stored notebook outputs were made with them.
     assert torch.backends.cpu.get_cpu_capability() == "AVX2"
