@@ -7,44 +7,36 @@ Every attribution method has one call shape::
 ``inputs`` is a batch (N x C x H x W for images); ``target`` is an int, a sequence of ints
 or None (the predicted class). Nothing is left behind on the model: no hooks, no changed mode,
 ``requires_grad`` or ``.grad``.
+
+Each method family is a subpackage that lists its public names in ``__all__``; they are all
+re-exported here, so ``course_lib.integrated_gradients`` and
+``course_lib.attribution.integrated_gradients`` are the same function.
 """
-from .attribution import (
-    REDUCTIONS,
-    gradient_x_input,
-    noise_stdev,
-    noise_tunnel,
-    reduce_channels,
-    smoothgrad,
-    smoothgrad_squared,
-    vanilla_gradient,
-    vargrad,
-)
+from . import attention, attribution, cam, perturbation, viz
+from .attention import *  # noqa: F401,F403
+from .attribution import *  # noqa: F401,F403
+from .cam import *  # noqa: F401,F403
 from .core import Hooks, check_inputs, get_layer, logits_of, preserved_state, resolve_target
+from .perturbation import *  # noqa: F401,F403
 from .reproducibility import set_deterministic
-from . import viz
 from .zoo import LoadedModel, list_datasets, list_models, load_dataset, load_model, load_photo
 
-__all__ = [
-    "REDUCTIONS",
+__all__ = sorted([
+    *attention.__all__,
+    *attribution.__all__,
+    *cam.__all__,
+    *perturbation.__all__,
     "Hooks",
     "LoadedModel",
     "check_inputs",
     "get_layer",
-    "gradient_x_input",
     "list_datasets",
     "list_models",
     "load_dataset",
     "load_model",
     "load_photo",
     "logits_of",
-    "noise_stdev",
-    "noise_tunnel",
     "preserved_state",
-    "reduce_channels",
     "resolve_target",
     "set_deterministic",
-    "smoothgrad",
-    "smoothgrad_squared",
-    "vanilla_gradient",
-    "vargrad",
-]
+])
