@@ -1,9 +1,20 @@
 """Drawing, kept apart from computing: every function draws on a given ``ax``.
 
-One style for the whole course: ``inferno`` for unsigned maps and ColorBrewer's ``PuOr`` for
-signed ones (orange raises the score, purple lowers it); both read correctly with the common
-colour-vision deficiencies. Maps are clipped at a high percentile of their magnitude, so that
-a handful of extreme pixels do not wash out the rest.
+One style for the whole course, chosen so that a figure can be read without the text:
+
+- Unsigned maps use ``inferno`` (black = 0, bright yellow = large). Signed maps use
+  ColorBrewer's purple-orange map reversed (``PuOr_r``): **orange = positive = raises the
+  class score, purple = negative = lowers it**, white = 0. Both read correctly with the common
+  colour-vision deficiencies. ``SIGN_LEGEND`` is the sentence every signed colour bar carries.
+- Maps are drawn in their own units, not rescaled to [0, 1], so a colour bar tells how large
+  the values are. The colour scale ends at a high percentile of |map| (``clip_percentile``,
+  99 by default), so that a handful of extreme pixels do not wash out the rest; the colour bar
+  then has a pointed end and its label says where it was clipped. ``clip_percentile=100``
+  (or ``None``) draws the full range; ``vmax`` sets the scale by hand.
+- ``method_grid(..., shared_scale=True)`` puts every map on one scale with one colour bar, so
+  magnitudes can be compared across methods (per-map scales hide them).
+- Panels are sized so that a map is drawn at about its native resolution (a 224 x 224 map
+  takes about 224 x 224 figure pixels at the course's 100 dpi).
 """
 from __future__ import annotations
 
@@ -15,17 +26,23 @@ import torch
 import torch.nn.functional as F
 
 UNSIGNED_CMAP = "inferno"
-SIGNED_CMAP = "PuOr"
+SIGNED_CMAP = "PuOr_r"  # reversed PuOr: +1 is orange, -1 is purple
+SIGN_LEGEND = "orange + raises score, purple - lowers"
+DPI = 100
 
 
 def use_style() -> None:
-    """The course's matplotlib style: modest resolution (notebooks stay small), quiet axes."""
+    """The course's matplotlib style: modest resolution (notebooks stay small), readable text."""
     plt.rcParams.update(
         {
-            "figure.dpi": 100,
-            "savefig.dpi": 100,
-            "font.size": 9,
-            "axes.titlesize": 9,
+            "figure.dpi": DPI,
+            "savefig.dpi": DPI,
+            "font.size": 10,
+            "axes.titlesize": 10,
+            "axes.labelsize": 10,
+            "xtick.labelsize": 9,
+            "ytick.labelsize": 9,
+            "legend.fontsize": 9,
             "figure.autolayout": False,
         }
     )
@@ -51,23 +68,42 @@ def to_image(x: torch.Tensor | np.ndarray, denormalize: Callable | None = None) 
     return np.clip(x, 0.0, 1.0)
 
 
-def normalize_map(heatmap: torch.Tensor | np.ndarray, signed: bool = False,
-                  percentile: float = 99.0) -> np.ndarray:
-    """Scale an H x W map to [0, 1] (or [-1, 1] when ``signed``), clipping at a percentile of |map|."""
-    m = heatmap.detach().cpu().float().numpy() if isinstance(heatmap, torch.Tensor) else np.asarray(heatmap, dtype=np.float32)
+def _as_map(heatmap) -> np.ndarray:
+    m = (heatmap.detach().cpu().double().numpy() if isinstance(heatmap, torch.Tensor)
+         else np.asarray(heatmap, dtype=np.float64))
     if m.ndim != 2:
         raise ValueError(f"a heatmap must be H x W, got shape {m.shape}: reduce channels first")
-    scale = np.percentile(np.abs(m), percentile)
-    if scale <= 0:
-        scale = np.abs(m).max() or 1.0
+    return m
+
+
+def map_scale(heatmaps, clip_percentile: float | None = 99.0) -> float:
+    """The colour-scale limit of one or more maps: the ``clip_percentile`` of |values| (their
+    maximum when ``clip_percentile`` is None or 100, or when the percentile is 0)."""
+    values = np.concatenate([np.abs(_as_map(m)).ravel() for m in
+                             (heatmaps if isinstance(heatmaps, (list, tuple)) else [heatmaps])])
+    peak = float(values.max()) if values.size else 0.0
+    if clip_percentile is None or clip_percentile >= 100:
+        scale = peak
+    else:
+        if not 0 < clip_percentile < 100:
+            raise ValueError(f"clip_percentile must be in (0, 100] or None, got {clip_percentile}")
+        scale = float(np.percentile(values, clip_percentile))
+        if scale <= 0:  # a sparse map: most values are 0
+            scale = peak
+    return scale if scale > 0 else 1.0
+
+
+def normalize_map(heatmap, signed: bool = False, percentile: float | None = 99.0) -> np.ndarray:
+    """An H x W map divided by its ``map_scale`` and clipped to [0, 1] ([-1, 1] when ``signed``)."""
+    m = _as_map(heatmap)
     lo = -1.0 if signed else 0.0
-    return np.clip(m / scale, lo, 1.0)
+    return np.clip(m / map_scale(m, percentile), lo, 1.0).astype(np.float32)
 
 
 def _resize_map(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if m.shape == size:
         return m
-    t = torch.from_numpy(np.ascontiguousarray(m))[None, None]
+    t = torch.from_numpy(np.ascontiguousarray(m, dtype=np.float32))[None, None]
     return F.interpolate(t, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
 
 
@@ -79,6 +115,34 @@ def show_image(ax, image, title: str | None = None, denormalize: Callable | None
         ax.set_title(title)
 
 
+def colorbar_label(signed: bool, clipped: bool, clip_percentile: float | None,
+                   label: str | None = None) -> str:
+    """The text of a heatmap's colour bar: units, sign legend, and where the scale was clipped."""
+    parts = [label] if label else []
+    if signed:
+        parts.append(SIGN_LEGEND)
+    if clipped:
+        parts.append(f"clipped at {clip_percentile:g}th pct of |map|")
+    return "\n".join(parts)
+
+
+def add_colorbar(artist, ax=None, *, signed: bool = False, clipped: bool = False,
+                 clip_percentile: float | None = None, label: str | None = None):
+    """A colour bar for ``artist`` beside ``ax`` (a list of axes shares one), labelled with
+    ``colorbar_label``; a clipped scale gets pointed ends. Returns the colour bar."""
+    extend = ("both" if signed else "max") if clipped else "neither"
+    fig = artist.figure
+    cbar = fig.colorbar(artist, ax=ax if ax is not None else artist.axes, fraction=0.046,
+                        pad=0.03, extend=extend)
+    text = colorbar_label(signed, clipped, clip_percentile, label)
+    if text:
+        cbar.set_label(text, fontsize=8)
+    cbar.ax.tick_params(labelsize=8)
+    cbar.formatter.set_powerlimits((-2, 3))
+    cbar.update_ticks()
+    return cbar
+
+
 def show_heatmap(
     ax,
     heatmap,
@@ -86,32 +150,48 @@ def show_heatmap(
     *,
     signed: bool = False,
     alpha: float = 0.6,
-    percentile: float = 99.0,
+    clip_percentile: float | None = 99.0,
+    vmax: float | None = None,
     title: str | None = None,
     denormalize: Callable | None = None,
-    colorbar: bool = False,
+    colorbar: bool = True,
+    label: str | None = None,
+    percentile: float | None = None,
 ):
-    """Draw an H x W map on ``ax``, over a greyed copy of ``image`` when one is given.
+    """Draw an H x W map on ``ax`` in its own units, over a greyed copy of ``image`` if given.
 
-    Maps smaller than the image (a CAM) are upsampled bilinearly. Returns the image artist.
+    The colour scale runs from 0 (or -scale when ``signed``) to scale, where scale is ``vmax``
+    or else the ``clip_percentile`` of |map|. Unsigned maps clip negative values to 0. Maps
+    smaller than the image (a CAM) are upsampled bilinearly. ``colorbar`` adds a labelled
+    colour bar (``label`` names the units). Returns the image artist.
     """
-    m = normalize_map(heatmap, signed=signed, percentile=percentile)
+    if percentile is not None:  # the older name of clip_percentile
+        clip_percentile = percentile
+    m = _as_map(heatmap)
+    scale = float(vmax) if vmax is not None else map_scale(m, clip_percentile)
+    clipped = bool(np.abs(m).max() > scale * (1 + 1e-9))
     cmap = SIGNED_CMAP if signed else UNSIGNED_CMAP
-    vmin = -1.0 if signed else 0.0
+    vmin = -scale if signed else 0.0
     if image is not None:
         img = to_image(image, denormalize)
         grey = img.mean(axis=-1)
         ax.imshow(grey, cmap="gray", vmin=0, vmax=1)
         m = _resize_map(m, grey.shape)
-        artist = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=1.0, alpha=alpha)
+        artist = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=scale, alpha=alpha)
     else:
-        artist = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=1.0)
+        artist = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=scale, interpolation="nearest")
     ax.set_axis_off()
     if title:
         ax.set_title(title)
     if colorbar:
-        plt.colorbar(artist, ax=ax, fraction=0.046, pad=0.04)
+        add_colorbar(artist, ax, signed=signed, clipped=clipped,
+                     clip_percentile=None if vmax is not None else clip_percentile, label=label)
     return artist
+
+
+def native_cell(height: int, width: int, minimum: float = 1.6) -> float:
+    """Panel size in inches that draws an H x W map at about one figure pixel per value."""
+    return max(minimum, max(height, width) / DPI)
 
 
 def method_grid(
@@ -122,28 +202,63 @@ def method_grid(
     signed: Mapping[str, bool] | None = None,
     overlay: bool = False,
     denormalize: Callable | None = None,
-    cell: float = 2.0,
+    cell: float | None = None,
+    shared_scale: bool = False,
+    clip_percentile: float | None = 99.0,
+    colorbar: bool = True,
+    label: str | None = None,
 ):
     """A figure comparing methods: one row per image, the image then one column per method.
 
-    ``maps`` maps a method name to its N x H x W maps. Returns the figure.
+    ``maps`` maps a method name to its N x H x W maps. By default each map has its own scale
+    and colour bar. ``shared_scale=True`` draws every map on one scale (the ``clip_percentile``
+    of |values| over all maps) with one colour bar per kind (signed, unsigned) at the right,
+    so that magnitudes compare across methods. ``cell`` (inches per panel) defaults to the
+    maps' native resolution. Returns the figure.
     """
     n = len(images)
     for name, m in maps.items():
         if len(m) != n:
             raise ValueError(f"{name} has {len(m)} maps for {n} images")
     signed = dict(signed or {})
+    unknown = set(signed) - set(maps)
+    if unknown:
+        raise ValueError(f"signed names methods that are not in maps: {sorted(unknown)}")
+    if cell is None:
+        h, w = next(iter(maps.values()))[0].shape[-2:] if maps else (64, 64)
+        cell = native_cell(int(h), int(w))
     cols = 1 + len(maps)
-    fig, axes = plt.subplots(n, cols, figsize=(cell * cols, cell * n), squeeze=False)
+    bar_width = 0.0 if not colorbar else (0.9 if shared_scale else 0.55 * len(maps))
+    fig, axes = plt.subplots(n, cols, figsize=(cell * cols + bar_width, cell * n + 0.35),
+                             squeeze=False, layout="constrained")
+    scales: dict[bool, float] = {}
+    if shared_scale:
+        for kind in (False, True):
+            group = [m[i] for name, m in maps.items() if signed.get(name, False) == kind
+                     for i in range(n)]
+            if group:
+                scales[kind] = map_scale(list(group), clip_percentile)
+    artists: dict[bool, list] = {False: [], True: []}
+    clipped = {False: False, True: False}
     for i in range(n):
         show_image(axes[i, 0], images[i], denormalize=denormalize)
         if row_titles is not None:
             axes[i, 0].set_title(row_titles[i])
         for j, (name, m) in enumerate(maps.items(), start=1):
-            show_heatmap(
-                axes[i, j], m[i], images[i] if overlay else None,
-                signed=signed.get(name, False), denormalize=denormalize,
-                title=name if i == 0 else None,
+            kind = signed.get(name, False)
+            artist = show_heatmap(
+                axes[i, j], m[i], images[i] if overlay else None, signed=kind,
+                denormalize=denormalize, title=name if i == 0 else None,
+                clip_percentile=clip_percentile, vmax=scales.get(kind),
+                colorbar=colorbar and not shared_scale, label=label,
             )
-    fig.tight_layout()
+            artists[kind].append((axes[i, j], artist))
+            if shared_scale:
+                clipped[kind] |= bool(_as_map(m[i]).__abs__().max() > scales[kind] * (1 + 1e-9))
+    if colorbar and shared_scale:
+        for kind, pairs in artists.items():
+            if pairs:
+                add_colorbar(pairs[0][1], [ax for ax, _ in pairs], signed=kind,
+                             clipped=clipped[kind], clip_percentile=clip_percentile,
+                             label=f"{label} (one scale for all maps)" if label else "one scale for all maps")
     return fig

@@ -86,15 +86,53 @@ def test_show_heatmap_upsamples_a_7x7_map_over_a_224x224_image():
     assert small.min() - 1e-6 <= up.min() and up.max() <= small.max() + 1e-6
 
 
-def test_show_heatmap_uses_colour_blind_safe_maps_with_fixed_limits():
+def test_show_heatmap_draws_values_in_their_own_units_on_colour_blind_safe_maps():
     fig, (a, b) = plt.subplots(1, 2)
-    unsigned = viz.show_heatmap(a, torch.rand(8, 8))
-    signed = viz.show_heatmap(b, torch.randn(8, 8), signed=True, colorbar=True)
+    m = torch.linspace(0, 3, 64).view(8, 8)
+    unsigned = viz.show_heatmap(a, m, clip_percentile=None)
+    signed = viz.show_heatmap(b, m - 1.5, signed=True, clip_percentile=None)
     assert unsigned.get_cmap().name == viz.UNSIGNED_CMAP == "inferno"
-    assert unsigned.get_clim() == (0.0, 1.0)
-    assert signed.get_cmap().name == viz.SIGNED_CMAP == "PuOr"
-    assert signed.get_clim() == (-1.0, 1.0)
-    assert len(fig.axes) == 3  # two panels and the colour bar
+    assert unsigned.get_clim() == pytest.approx((0.0, 3.0))
+    assert signed.get_cmap().name == viz.SIGNED_CMAP
+    assert signed.get_clim() == pytest.approx((-1.5, 1.5))
+
+
+def test_signed_maps_draw_positive_values_orange_and_negative_values_purple():
+    # The words of the legend and the colours must agree: orange = raises the score.
+    fig, ax = plt.subplots()
+    artist = viz.show_heatmap(ax, torch.tensor([[-1.0, 0.0, 1.0]]), signed=True, clip_percentile=None)
+    neg, zero, pos = (np.asarray(artist.to_rgba(v))[:3] for v in (-1.0, 0.0, 1.0))
+    assert pos[0] > pos[2] + 0.3, f"+1 should be orange (red >> blue), got rgb {pos}"
+    assert neg[2] > neg[0] + 0.1 and neg[1] < neg[2], f"-1 should be purple, got rgb {neg}"
+    assert zero.min() > 0.9, f"0 should be white, got rgb {zero}"
+    assert "orange" in viz.SIGN_LEGEND and "raises" in viz.SIGN_LEGEND
+
+
+def test_show_heatmap_adds_a_labelled_colour_bar_by_default_and_none_when_asked():
+    fig, (a, b) = plt.subplots(1, 2)
+    viz.show_heatmap(a, torch.randn(16, 16), signed=True)
+    assert len(fig.axes) == 3, "a colour bar axis is added beside the signed map"
+    cbar_label = fig.axes[-1].get_ylabel()
+    assert viz.SIGN_LEGEND in cbar_label and "clipped at 99th pct" in cbar_label
+    viz.show_heatmap(b, torch.rand(16, 16), colorbar=False)
+    assert len(fig.axes) == 3
+
+
+def test_clipping_is_stated_only_when_the_scale_cuts_values():
+    fig, (a, b) = plt.subplots(1, 2)
+    m = torch.ones(20, 20)
+    m[0, 0] = 50.0  # 400 values: the 99th percentile falls among the ones
+    art = viz.show_heatmap(a, m, clip_percentile=99.0)
+    assert art.get_clim()[1] == pytest.approx(1.0)
+    assert "clipped at 99th pct" in fig.axes[-1].get_ylabel()
+    viz.show_heatmap(b, m, clip_percentile=None)
+    assert "clipped" not in fig.axes[-1].get_ylabel()
+
+
+def test_vmax_sets_the_scale_by_hand():
+    fig, ax = plt.subplots()
+    art = viz.show_heatmap(ax, torch.rand(8, 8), vmax=7.0, colorbar=False)
+    assert art.get_clim() == pytest.approx((0.0, 7.0))
 
 
 # -------------------------------------------------------------------------- method_grid
@@ -104,11 +142,13 @@ def test_method_grid_has_one_row_per_image_and_a_column_per_method_plus_the_imag
     maps = {f"method {j}": torch.rand(n_images, 16, 16) for j in range(n_methods)}
     fig = viz.method_grid(images, maps, row_titles=[f"row {i}" for i in range(n_images)],
                           signed={"method 0": True}, overlay=True)
-    assert len(fig.axes) == n_images * (1 + n_methods)
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert len(panels) == n_images * (1 + n_methods)
+    assert len(fig.axes) - len(panels) == n_images * n_methods, "a colour bar per map"
     assert fig.axes[0].get_subplotspec().get_gridspec().get_geometry() == (n_images, 1 + n_methods)
-    titles = [ax.get_title() for ax in fig.axes[: 1 + n_methods]]
+    titles = [ax.get_title() for ax in panels[: 1 + n_methods]]
     assert titles == ["row 0", *maps]
-    assert fig.axes[1].get_images()[-1].get_cmap().name == viz.SIGNED_CMAP
+    assert panels[1].get_images()[-1].get_cmap().name == viz.SIGNED_CMAP
 
 
 def test_method_grid_rejects_maps_for_a_different_number_of_images():
@@ -158,3 +198,38 @@ def test_show_image_draws_without_ticks():
     fig, ax = plt.subplots()
     viz.show_image(ax, torch.rand(3, 8, 8), title="photo")
     assert len(ax.get_images()) == 1 and not ax.axison and ax.get_title() == "photo"
+
+
+def test_method_grid_shared_scale_puts_every_map_on_one_unnormalised_scale():
+    images = torch.rand(2, 3, 16, 16)
+    small, large = torch.rand(2, 16, 16), 10 * torch.rand(2, 16, 16)
+    fig = viz.method_grid(images, {"small": small, "large": large}, shared_scale=True,
+                          clip_percentile=None)
+    clims = {ax.get_images()[-1].get_clim() for ax in fig.axes[:6] if ax.get_images()
+             and ax.get_images()[-1].get_cmap().name == viz.UNSIGNED_CMAP}
+    assert len(clims) == 1, f"one scale for every map, got {clims}"
+    (lo, hi), = clims
+    assert hi == pytest.approx(float(large.max()))
+    n_bars = len(fig.axes) - 2 * 3
+    assert n_bars == 1, "one shared colour bar"
+
+
+def test_method_grid_gives_each_map_its_own_scale_and_colour_bar_by_default():
+    images = torch.rand(1, 3, 16, 16)
+    fig = viz.method_grid(images, {"a": torch.rand(1, 16, 16), "b": 5 * torch.rand(1, 16, 16)},
+                          clip_percentile=None)
+    a, b = fig.axes[1].get_images()[-1], fig.axes[2].get_images()[-1]
+    assert a.get_clim()[1] < 1.01 < b.get_clim()[1]
+    assert len(fig.axes) == 3 + 2
+
+
+def test_method_grid_draws_a_224_map_at_about_native_resolution():
+    fig = viz.method_grid(torch.rand(1, 3, 224, 224), {"m": torch.rand(1, 224, 224)})
+    fig.canvas.draw()
+    bbox = fig.axes[1].get_window_extent()
+    assert bbox.width >= 200 and bbox.height >= 200, f"drawn at {bbox.width:.0f} x {bbox.height:.0f} px"
+
+
+def test_titles_are_readable():
+    viz.use_style()
+    assert plt.rcParams["axes.titlesize"] >= 10 and plt.rcParams["font.size"] >= 10
