@@ -1,0 +1,139 @@
+"""The course's methods as data: what question each answers, where it is taught, what it costs.
+
+The course map, the API reference and their tests are generated from this table, so a method
+added to a family's ``__all__`` without an entry here fails a test (``tests/test_methods.py``)
+instead of silently missing from the map.
+
+Cost is counted in passes through the model *per input example*, as expressions in the
+method's own options at their defaults (``n_samples``, ``n_steps``, ...; ``H`` and ``W`` are
+the input's height and width): ``forward`` counts every forward pass, ``backward`` those that
+are also differentiated. ``tests/test_methods.py`` measures both on a tiny model and holds the
+expressions to the measurement.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FAMILIES = ("attribution", "cam", "perturbation", "attention")
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str  # the course_lib name
+    title: str  # how the chapters call it
+    question: str  # the question it answers
+    chapter: str  # notebooks/<chapter>.py teaches it
+    forward: str  # forward passes per example, an expression in the options
+    backward: str  # backward passes per example
+    needs: str = "gradients"  # what it needs of the model
+
+
+METHODS: tuple[Method, ...] = (
+    Method("vanilla_gradient", "Vanilla gradient (saliency)",
+           "Which input values would change the class score most if nudged?",
+           "02_gradient_saliency", forward="1", backward="1"),
+    Method("gradient_x_input", "Gradient x input",
+           "How much does each input value contribute, to first order, relative to an all-zero input?",
+           "02_gradient_saliency", forward="1", backward="1"),
+    Method("smoothgrad", "SmoothGrad",
+           "Which input regions matter, with the gradient's pixel-level noise averaged out?",
+           "02_gradient_saliency", forward="1 + n_samples", backward="n_samples"),
+    Method("smoothgrad_squared", "SmoothGrad-squared",
+           "Where is the gradient large on average around the input, whatever its sign?",
+           "02_gradient_saliency", forward="1 + n_samples", backward="n_samples"),
+    Method("vargrad", "VarGrad",
+           "Where does the gradient change most when the input is perturbed?",
+           "02_gradient_saliency", forward="1 + n_samples", backward="n_samples"),
+)
+
+# Public names of the method families that are not methods themselves: building blocks and
+# constants. Each is listed, so that a new public name must be placed in one table or the other.
+# The value is the chapter that teaches it, or None for the module's methods' chapter.
+HELPERS: dict[str, str | None] = {
+    "REDUCTIONS": "02_gradient_saliency",
+    "reduce_channels": None,
+    "noise_stdev": None,
+    "noise_tunnel": None,  # the general form behind smoothgrad, smoothgrad_squared and vargrad
+}
+
+# Names outside the method families that a chapter introduces (the API reference links them).
+TAUGHT_IN: dict[str, str] = {
+    "load_model": "01_why_interpret",
+    "load_photo": "01_why_interpret",
+    "load_dataset": "01_why_interpret",
+    "list_models": "01_why_interpret",
+    "list_datasets": "01_why_interpret",
+    "LoadedModel": "01_why_interpret",
+    "set_deterministic": "01_why_interpret",
+}
+
+# "Which method for which question": a question a reader brings, the methods that answer it,
+# and why those. Names must be registered methods.
+GUIDE: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("Which pixels is the prediction most sensitive to, right now?",
+     ("vanilla_gradient",),
+     "One backward pass; a local sensitivity, noisy on ReLU networks."),
+    ("Which regions matter, as a map a person can read?",
+     ("smoothgrad",),
+     "Averaging over noisy copies removes the gradient's speckle; costs n_samples passes."),
+    ("How much does each pixel contribute to the score, not just affect it?",
+     ("gradient_x_input",),
+     "A first-order contribution relative to an all-zero input: the reference matters."),
+    ("Where is the model's sensitivity unstable?",
+     ("vargrad", "smoothgrad_squared"),
+     "Spread and magnitude of the gradient around the input, both unsigned."),
+)
+
+
+def by_name() -> dict[str, Method]:
+    """The registered methods keyed by their course_lib name."""
+    return {m.name: m for m in METHODS}
+
+
+def chapter_of(name: str) -> str | None:
+    """The chapter that teaches the public name ``name``, when the tables say."""
+    if name in by_name():
+        return by_name()[name].chapter
+    if TAUGHT_IN.get(name):
+        return TAUGHT_IN[name]
+    if HELPERS.get(name):
+        return HELPERS[name]
+    if name in HELPERS:
+        # A helper belongs to the chapter of the methods defined beside it.
+        import course_lib
+
+        module = getattr(getattr(course_lib, name, None), "__module__", None)
+        for m in METHODS:
+            if getattr(getattr(course_lib, m.name, None), "__module__", None) == module:
+                return m.chapter
+        family = _family_of(name)
+        for m in METHODS:
+            if _family_of(m.name) == family:
+                return m.chapter
+    return None
+
+
+def _family_of(name: str) -> str | None:
+    import importlib
+
+    for family in FAMILIES:
+        if name in importlib.import_module(f"course_lib.{family}").__all__:
+            return family
+    return None
+
+
+def unclassified() -> list[str]:
+    """Public names of the method families that are neither a method nor a listed helper."""
+    import importlib
+
+    known = set(by_name()) | set(HELPERS)
+    names = []
+    for family in FAMILIES:
+        names += [n for n in importlib.import_module(f"course_lib.{family}").__all__ if n not in known]
+    return sorted(names)
+
+
+def passes(method: Method, options: dict) -> tuple[float, float]:
+    """(forward, backward) passes per example for ``method`` with ``options`` (H, W included)."""
+    env = {"__builtins__": {}, "ceil": __import__("math").ceil, "min": min, "max": max}
+    return eval(method.forward, env, dict(options)), eval(method.backward, env, dict(options))
