@@ -13,13 +13,14 @@ export TRANSFORMERS_OFFLINE := 1
 export PYTHONHASHSEED := 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help env book test unit nbval notebooks notebooks-all grade lock clean
+.PHONY: help env book test unit nbval notebooks notebooks-all grade exercises lock clean
 
 help:
 	@echo "make test       create .venv if missing, then run every check (about 5 minutes on a fresh clone)"
 	@echo "make book       create .venv if missing, build the book into _build/html"
 	@echo "make notebooks  re-execute the chapters whose source changed (ALL=1 for all)"
 	@echo "make grade CHAPTER=02 SUBMISSIONS=dir [OUT=grades.csv]   grade a folder of submissions"
+	@echo "make exercises  regenerate every exercise from its solution (solutions/NN_name.py)"
 
 env: $(STAMP)
 
@@ -50,6 +51,9 @@ notebooks: env
 
 grade: env
 	$(PY) -m course_lib.grading $(CHAPTER) $(SUBMISSIONS) --out $(or $(OUT),grades.csv)
+
+exercises: env
+	$(PY) scripts/make_exercises.py
 
 lock: env
 	(echo "# Exact versions for CI and reproducible outputs (pip freeze of a working environment)."; \

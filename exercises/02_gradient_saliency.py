@@ -32,6 +32,9 @@
 # models of its own, with a time limit per item. It skips the *try it* cells (they carry the
 # cell tag `skip-grading`): your answers must not depend on them, and they are the place for
 # slow experiments on the real photo. A cell that raises or hangs costs only what it defines.
+# Under each item, a *check* cell runs that item's public checks here and prints what passes
+# and why not; when you hand in, the grader adds hidden checks (for the answers to questions,
+# the check cell only tells you whether your answer has the right form).
 #
 # Items 1 and 4 ask you to write functions that `course_lib` already has: calling
 # `course_lib.reduce_channels`, `course_lib.smoothgrad` (or its siblings) or Captum's
@@ -53,6 +56,7 @@ if "google.colab" in sys.modules:  # Colab: install the course's package once pe
 import torch
 
 import course_lib as cl
+from course_lib.grading import public_checks
 
 # %% [markdown]
 # ## 1. Channel reductions (4 points)
@@ -75,6 +79,10 @@ def reduce_channels(attributions, how="max_abs"):
     # YOUR ANSWER
     raise NotImplementedError
 
+
+# %% tags=["public-checks"]
+# Check your work: which public checks pass, and why not (hidden checks run when you hand in).
+public_checks("02", "reduce_channels")
 
 # %% tags=["skip-grading"]
 # Try it: your reductions of a random "gradient" next to course_lib's.
@@ -104,6 +112,10 @@ answer_sum_abs = None
 answer_brighter = None
 answer_keeps_sign = None
 
+# %% tags=["public-checks"]
+# Check your work: which public checks pass, and why not (hidden checks run when you hand in).
+public_checks("02", "reductions_by_hand")
+
 # %% [markdown]
 # ## 3. Where gradient x input is blind (2 points)
 #
@@ -122,6 +134,10 @@ answer_keeps_sign = None
 # YOUR ANSWER
 answer_zero_pixel = None
 answer_black_factor = None
+
+# %% tags=["public-checks"]
+# Check your work: which public checks pass, and why not (hidden checks run when you hand in).
+public_checks("02", "gradient_x_input_zero")
 
 # %% [markdown]
 # ## 4. SmoothGrad from gradients (7 points)
@@ -155,6 +171,10 @@ def smoothgrad(model, inputs, target=None, n_samples=25, noise_level=0.15, seed=
     # YOUR ANSWER
     raise NotImplementedError
 
+
+# %% tags=["public-checks"]
+# Check your work: which public checks pass, and why not (hidden checks run when you hand in).
+public_checks("02", "smoothgrad")
 
 # %% tags=["skip-grading"]
 # Try it on the cat (about 15 s on a laptop CPU): your SmoothGrad next to course_lib's.
@@ -201,6 +221,10 @@ plt.show()
 # YOUR ANSWER
 answer_noise_level = None
 answer_samples = None
+
+# %% tags=["public-checks"]
+# Check your work: which public checks pass, and why not (hidden checks run when you hand in).
+public_checks("02", "noise_and_samples")
 
 # %% tags=["skip-grading"]
 # Try it: SmoothGrad (max_abs) of the cat at three noise levels, 8 samples each.

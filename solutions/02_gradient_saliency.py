@@ -32,6 +32,9 @@
 # models of its own, with a time limit per item. It skips the *try it* cells (they carry the
 # cell tag `skip-grading`): your answers must not depend on them, and they are the place for
 # slow experiments on the real photo. A cell that raises or hangs costs only what it defines.
+# Under each item, a *check* cell runs that item's public checks here and prints what passes
+# and why not; when you hand in, the grader adds hidden checks (for the answers to questions,
+# the check cell only tells you whether your answer has the right form).
 #
 # Items 1 and 4 ask you to write functions that `course_lib` already has: calling
 # `course_lib.reduce_channels`, `course_lib.smoothgrad` (or its siblings) or Captum's
@@ -53,6 +56,7 @@ if "google.colab" in sys.modules:  # Colab: install the course's package once pe
 import torch
 
 import course_lib as cl
+from course_lib.grading import public_checks
 
 # %% [markdown]
 # ## 1. Channel reductions (4 points)
@@ -73,6 +77,7 @@ import course_lib as cl
 def reduce_channels(attributions, how="max_abs"):
     """N x C x H x W attributions -> N x H x W map, reduced by 'max_abs', 'sum_abs' or 'signed'."""
     # YOUR ANSWER
+    ### BEGIN SOLUTION
     if how == "max_abs":
         return attributions.abs().amax(dim=1)
     if how == "sum_abs":
@@ -80,7 +85,12 @@ def reduce_channels(attributions, how="max_abs"):
     if how == "signed":
         return attributions.sum(dim=1)
     raise ValueError(f"unknown reduction {how!r}: use 'max_abs', 'sum_abs' or 'signed'")
+    ### END SOLUTION
 
+
+# %% tags=["public-checks"]
+# Check your work: which public checks pass, and why not (hidden checks run when you hand in).
+public_checks("02", "reduce_channels")
 
 # %% tags=["skip-grading"]
 # Try it: your reductions of a random "gradient" next to course_lib's.
@@ -105,10 +115,16 @@ for how in ("max_abs", "sum_abs", "signed"):
 
 # %% tags=["answer"]
 # YOUR ANSWER
+### BEGIN SOLUTION
 answer_max_abs = 0.5  # |-0.5| is the largest
 answer_sum_abs = 1.1  # 0.4 + 0.5 + 0.2
 answer_brighter = 0.1  # 0.4 - 0.5 + 0.2: the signed sum is the derivative along "brighter"
 answer_keeps_sign = "signed"
+### END SOLUTION
+
+# %% tags=["public-checks"]
+# Check your work: which public checks pass, and why not (hidden checks run when you hand in).
+public_checks("02", "reductions_by_hand")
 
 # %% [markdown]
 # ## 3. Where gradient x input is blind (2 points)
@@ -126,8 +142,14 @@ answer_keeps_sign = "signed"
 
 # %% tags=["answer"]
 # YOUR ANSWER
+### BEGIN SOLUTION
 answer_zero_pixel = 0.5  # (0.5 - 0.5) / 0.5 = 0: mid-grey is invisible to gradient x input
 answer_black_factor = -1.0  # (0 - 0.5) / 0.5 = -1: black pixels get the gradient with its sign flipped
+### END SOLUTION
+
+# %% tags=["public-checks"]
+# Check your work: which public checks pass, and why not (hidden checks run when you hand in).
+public_checks("02", "gradient_x_input_zero")
 
 # %% [markdown]
 # ## 4. SmoothGrad from gradients (7 points)
@@ -159,6 +181,7 @@ answer_black_factor = -1.0  # (0 - 0.5) / 0.5 = -1: black pixels get the gradien
 def smoothgrad(model, inputs, target=None, n_samples=25, noise_level=0.15, seed=0):
     """Mean input gradient over n_samples noisy copies of each example: N x C x H x W like inputs."""
     # YOUR ANSWER
+    ### BEGIN SOLUTION
     x = inputs.detach()
     n = x.shape[0]
     if target is None:
@@ -178,7 +201,12 @@ def smoothgrad(model, inputs, target=None, n_samples=25, noise_level=0.15, seed=
         (grad,) = torch.autograd.grad(score, noisy)
         total += grad
     return total / n_samples
+    ### END SOLUTION
 
+
+# %% tags=["public-checks"]
+# Check your work: which public checks pass, and why not (hidden checks run when you hand in).
+public_checks("02", "smoothgrad")
 
 # %% tags=["skip-grading"]
 # Try it on the cat (about 15 s on a laptop CPU): your SmoothGrad next to course_lib's.
@@ -223,8 +251,14 @@ plt.show()
 
 # %% tags=["answer"]
 # YOUR ANSWER
+### BEGIN SOLUTION
 answer_noise_level = "B"
 answer_samples = "C"
+### END SOLUTION
+
+# %% tags=["public-checks"]
+# Check your work: which public checks pass, and why not (hidden checks run when you hand in).
+public_checks("02", "noise_and_samples")
 
 # %% tags=["skip-grading"]
 # Try it: SmoothGrad (max_abs) of the cat at three noise levels, 8 samples each.

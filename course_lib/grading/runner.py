@@ -20,13 +20,11 @@ from pathlib import Path
 import jupytext
 import nbformat
 
+from .chapters import CHAPTERS, chapter_module  # noqa: F401
 from .sandbox import grade_item
 
-# Chapter number -> the module that defines its exercise (EXERCISE) and items (ITEMS).
-CHAPTERS = {"02": "course_lib.grading.ch02"}
-
 SUFFIXES = (".ipynb", ".py")
-SKIP_TAG = "skip-grading"  # cells with this tag (e.g. slow "try it" demos) are not run
+SKIP_TAGS = ("skip-grading", "public-checks")  # slow "try it" demos and check cells are not run
 COLUMNS = ("student", "item", "points", "max_points", "status", "reason")
 TOTAL = "TOTAL"
 
@@ -50,15 +48,6 @@ class Submission:
     student: str
     path: Path | None
     problem: str = ""
-
-
-def chapter_module(chapter: str):
-    """The module with the exercise and items of ``chapter`` ('02' or '2')."""
-    key = chapter.zfill(2)
-    if key not in CHAPTERS:
-        raise ValueError(f"no autograded exercises for chapter {chapter!r}; "
-                         f"chapters with exercises: {', '.join(sorted(CHAPTERS))}")
-    return importlib.import_module(CHAPTERS[key])
 
 
 # --- finding and reading submissions ---------------------------------------------------------
@@ -120,7 +109,7 @@ def read_cells(path: Path) -> list[tuple[str, str]]:
         if cell.cell_type != "code":
             continue
         k += 1
-        if SKIP_TAG in cell.get("metadata", {}).get("tags", []):
+        if set(SKIP_TAGS) & set(cell.get("metadata", {}).get("tags", [])):
             continue
         lines = [("# " + line) if line.lstrip().startswith(("%", "!")) else line
                  for line in cell.source.splitlines()]
