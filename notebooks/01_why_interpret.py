@@ -56,26 +56,48 @@ viz.use_style()
 # %% [markdown]
 # ## What interpretation is for
 #
-# **Trust.** A prediction you cannot question is one you must take on faith. A clinician shown
-# a heatmap over a lesion can check that the model looked at the lesion, not at the skin
-# around it.
+# Five reasons, each with a case where looking inside a model, or at what it uses, changed a
+# decision.
+#
+# **Trust.** A prediction you cannot question is one you must take on faith. In a study of
+# pneumonia patients, a model trained to decide who could safely be sent home learned that
+# asthma *lowers* the risk of dying of pneumonia {footcite}`caruana2015intelligible`. The
+# pattern is real in the data: asthmatic patients were sent straight to intensive care, and the
+# extra care lowered their risk. Following the model would have sent the most vulnerable
+# patients home. It was found because the model was intelligible, and the authors argue that a
+# model one cannot inspect should not be trusted with such decisions.
 #
 # **Debugging.** Models learn whatever predicts the label, including things we never meant
-# them to use. A melanoma classifier learned that surgical skin markings, drawn by
-# dermatologists around suspicious lesions, signal malignancy
-# {footcite}`winkler2019association`; a well-known image classifier recognised horses by a
-# copyright tag in the corner of the photos {footcite}`lapuschkin2019unmasking`. Such *shortcuts*
-# {footcite}`geirhos2020shortcut` raise test accuracy and fail in the world. Chapter 09 plants one
-# in a model on purpose and catches it.
+# them to use. A pneumonia detector for chest X-rays partly recognised *which hospital* an
+# image came from, through scanner-specific markers, and hospitals differed in how common
+# pneumonia was; its accuracy dropped on other hospitals' images {footcite}`zech2018variable`.
+# A melanoma classifier learned that surgical skin markings, drawn by dermatologists around
+# suspicious lesions, signal malignancy {footcite}`winkler2019association`; an image classifier
+# recognised horses by a copyright tag in the corner of the photos
+# {footcite}`lapuschkin2019unmasking`. Such *shortcuts* {footcite}`geirhos2020shortcut` raise test
+# accuracy and fail in the world. Chapter 09 plants one in a model on purpose and catches it.
 #
-# **Fairness.** If a loan model's decision depends on a feature that stands in for a
-# protected attribute, attributions can show it, though only if the explanation is faithful.
+# **Fairness.** A model need not see a protected attribute to discriminate by it: a feature, or
+# a target, that stands in for it is enough. A widely used US algorithm ranked patients for
+# extra care by their predicted *health costs*; because less had been spent on Black patients
+# with the same needs, Black patients at the same score were considerably sicker
+# {footcite}`obermeyer2019dissecting`. Finding such a proxy means asking what a model's output is
+# built from, which is what attribution methods do, provided the explanation is faithful.
 #
-# **Compliance.** Regulation increasingly asks that automated decisions be explainable to the
-# people they affect {footcite}`goodman2017european`.
+# **Compliance.** The EU's General Data Protection Regulation gives people subject to solely
+# automated decisions with significant effects a right to "meaningful information about the
+# logic involved" (Articles 13 to 15, 22 and Recital 71) {footcite}`gdpr2016`; how far this is a
+# right to an explanation of an individual decision is disputed
+# {footcite}`goodman2017european,wachter2017right`. The EU AI Act requires high-risk systems to
+# be transparent enough for their users to interpret their output (Article 13), and gives
+# people affected by a decision based on such a system a right to an explanation of the
+# system's role in it (Article 86) {footcite}`euaiact2024`.
 #
 # **Science.** A model that predicts well may have found structure we do not know yet; looking
-# at what it uses is a way to ask it.
+# at what it uses is a way to ask it. Probing AlphaZero's network for human chess concepts
+# showed when during training concepts such as material balance and king safety became
+# readable from its activations, and how its opening preferences developed
+# {footcite}`mcgrath2022acquisition`, with the concept-probing tools of chapter 07.
 #
 # Interpretation has its sceptics, and they have a point: an explanation can be plausible and
 # wrong, and for high-stakes decisions an inherently interpretable model may be the better
@@ -86,28 +108,47 @@ viz.use_style()
 # %% [markdown]
 # ## A map of the methods
 #
-# Two questions place most methods. *What is explained?* One prediction (local) or the model
-# as a whole (global). *How?* By following gradients, by changing the input and watching the
-# output, by fitting a simple surrogate, by probing for human concepts, or by reading the
-# network's internal state. The table is also the course's outline.
+# Three questions place most methods. *What is explained?* One prediction (local) or the model
+# as a whole (global). *How?* By following gradients, by a modified backward pass, by changing
+# the input and watching the output, by fitting a simple surrogate, by probing for human
+# concepts, or by reading the network's internal state. *What does it need from the model?*
+# Only its outputs (model-agnostic, a black box), its gradients, or particular layers or
+# activation functions. The table is also the course's outline.
 
 # %%
 taxonomy = pd.DataFrame(
     [
-        ("Gradient saliency, SmoothGrad", "local", "gradient", "differentiable", 2),
-        ("Integrated Gradients, DeepLift, SHAP", "local", "gradient / game theory", "differentiable", 3),
-        ("CAM, Grad-CAM, Guided Backprop", "local", "gradient + activations", "CNN layer", 4),
-        ("Occlusion, LIME, KernelSHAP", "local", "perturbation / surrogate", "any (black box)", 5),
-        ("Feature visualisation, DeepDream", "global", "optimisation", "differentiable", 6),
-        ("TCAV", "global", "concepts", "differentiable", 7),
-        ("Attention maps, rollout", "local", "internal state", "transformer", "10, 12"),
-        ("LayerIntegratedGradients on text", "local", "gradient", "differentiable", 11),
+        ("Gradient saliency, SmoothGrad", "local", "input gradient", "gradients", 2),
+        ("Integrated Gradients, GradientSHAP", "local", "gradients along a path from a baseline",
+         "gradients", 3),
+        ("DeepLift, DeepLiftShap", "local",
+         "modified backward pass: rescale rule relative to a reference", "a rule for every activation type", 3),
+        ("CAM, Grad-CAM and variants", "local", "layer activations weighted by gradients",
+         "a layer with spatial feature maps", 4),
+        ("Guided Backprop", "local", "modified backward pass through activations",
+         "ReLU-like activations", 4),
+        ("Occlusion", "local", "perturbation", "outputs only (model-agnostic)", 5),
+        ("LIME, KernelSHAP", "local", "perturbation + weighted linear surrogate",
+         "outputs only (model-agnostic)", 5),
+        ("Feature visualisation, DeepDream", "global", "optimisation of the input", "gradients", 6),
+        ("TCAV", "global", "concept directions in a layer", "a layer's activations and gradients", 7),
+        ("Attention maps, rollout", "local", "internal state", "attention layers (transformers)",
+         "10, 12"),
+        ("LayerIntegratedGradients on text", "local", "gradients along a path", "gradients at the embeddings",
+         11),
     ],
-    columns=["method", "scope", "mechanism", "needs", "chapter"],
+    columns=["method", "scope", "mechanism", "needs from the model", "chapter"],
 )
 taxonomy.set_index("method")
 
 # %% [markdown]
+# Two rows deserve a word. DeepLift is often filed with the gradient methods, but it does not
+# follow the gradient: it replaces each activation's derivative by a ratio of differences from
+# a reference input, which is why it needs a rule for every activation type (chapter 03 shows
+# what happens when a library has none for ReLU6). Guided Backprop needs ReLU-like activations
+# whose backward pass it can modify, not any particular architecture. KernelSHAP, like LIME and
+# occlusion, needs nothing but the model's outputs.
+#
 # Chapter 08 then asks of all of them the question that matters: does the explanation reflect
 # what the model computes? Chapter 09 puts them to work on a model with a planted flaw.
 
@@ -153,7 +194,7 @@ for name, ps, idx in zip(photo_names, top_p, top_i):
                                    for k, (p, i) in enumerate(zip(ps, idx))}})
 pd.DataFrame(rows).set_index("photo")
 
-# %%
+# %% mystnb={"image": {"alt": "Six photos in a row: a cat, a cup of espresso, a motorcycle, an astronaut, a rocket and Grace Hopper, each titled with the model's top ImageNet class and its probability, as in the top 1 column of the table above."}}
 fig, axes = plt.subplots(1, len(photos), figsize=(2.2 * len(photos), 2.6))
 for ax, x, ps, idx in zip(axes, batch, top_p, top_i):
     viz.show_image(ax, x, denormalize=imagenet.denormalize)
@@ -191,7 +232,7 @@ pd.DataFrame(cl.list_datasets(), columns=["name", "offline", "description"]).set
 # texture, so for those the texture *is* the class, while for the circle, the triangle and the
 # cross the texture is drawn at random and carries no information.
 
-# %%
+# %% mystnb={"image": {"alt": "Twelve Shapes images in two rows, two for each of the six classes (circle, triangle, cross, plain square, striped square, dotted square): a coloured object on a cluttered background, its recorded mask outlined in cyan, titled with its class, texture and colour."}}
 from course_lib.zoo import shapes as shapes_data
 
 sample = shapes_data.make_shapes(60, seed=0)
