@@ -1,32 +1,42 @@
-"""Grade a folder of submissions into a CSV: find each student's file, run each item apart.
+"""Grade a folder of submissions: the trusted side. It never imports or runs student code.
 
-Every (student, item) pair runs in its own process (see ``sandbox``), forked from a server
-process that has imported torch and course_lib once, so a process costs milliseconds rather
-than the seconds a fresh ``import torch`` takes. The server never runs autograd itself:
-children forked from a process that has can no longer use it.
+For each student and item, a job goes to the grading server (``server``), which forks a
+supervisor and the student's process (``sandbox``). This process reads what comes back from
+pipes it owns, with a deadline and a size limit, decodes it (``protocol``: JSON and raw array
+bytes, never pickle), runs the item's checks on the validated values, caps the points, and
+writes the CSV and one feedback file per student.
 """
 from __future__ import annotations
 
+import ast
+import concurrent.futures
 import csv
-import importlib
-import multiprocessing as mp
+import json
 import os
-import signal
+import queue
+import re
+import select
+import shutil
+import socket
+import struct
+import subprocess
+import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import jupytext
-import nbformat
-
-from .chapters import CHAPTERS, chapter_module  # noqa: F401
-from .sandbox import grade_item
+from .chapters import CHAPTERS, chapter_module  # noqa: F401  (CHAPTERS: re-exported)
+from .checks import Got, StudentError, excerpt, run_checks
+from .protocol import FrameReader, ProtocolError, decode_value
 
 SUFFIXES = (".ipynb", ".py")
 SKIP_TAGS = ("skip-grading", "public-checks")  # slow "try it" demos and check cells are not run
 COLUMNS = ("student", "item", "points", "max_points", "status", "reason")
 TOTAL = "TOTAL"
+MAX_SUBMISSION_BYTES = 20 << 20
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -48,6 +58,14 @@ class Submission:
     student: str
     path: Path | None
     problem: str = ""
+    note: str = ""  # e.g. which file was graded and which ignored
+
+
+class Rows(list):
+    """The CSV rows, with ``protections``: what isolated the students' processes in this run."""
+
+    protections: list[str] = []
+    missing: list[str] = []
 
 
 # --- finding and reading submissions ---------------------------------------------------------
@@ -57,151 +75,400 @@ def _visible(path: Path) -> bool:
     return not any(part.startswith(".") for part in path.parts)
 
 
-def _pick(files: list[Path], exercise: str) -> tuple[Path | None, str]:
-    """The exercise file among ``files``: named after the exercise if possible, .ipynb before .py."""
+def _pick(files: list[Path], exercise: str) -> tuple[Path | None, str, str]:
+    """The exercise file among ``files`` (named like the exercise if possible, .ipynb before .py):
+    (path, problem, note)."""
     if not files:
-        return None, "no .ipynb or .py file found"
+        return None, "no .ipynb or .py file found", ""
     named = [f for f in files if f.stem.startswith(exercise[:2])]
     pool = named or files
     for suffix in SUFFIXES:
         same = sorted(f for f in pool if f.suffix == suffix)
         if len(same) == 1:
-            return same[0], ""
+            others = [f.name for f in pool if f != same[0]]
+            note = f"graded {same[0].name}; ignored {', '.join(sorted(others))}" if others else ""
+            return same[0], "", note
         if len(same) > 1:
-            return None, f"several candidate files: {', '.join(f.name for f in same)}"
-    return None, "no .ipynb or .py file found"
+            return None, f"several candidate files: {', '.join(f.name for f in same)}", ""
+    return None, "no .ipynb or .py file found", ""
 
 
 def find_submissions(folder: Path, exercise: str) -> list[Submission]:
     """One Submission per student, sorted by name.
 
     A file ``alice.ipynb`` or ``alice.py`` directly in ``folder`` is alice's submission (the
-    .ipynb wins when both exist, as in a jupytext pair); a sub-folder ``alice/`` holds alice's
-    files, and the one named like the exercise (``02_...``) is graded. Hidden files are ignored.
+    .ipynb wins when both exist, and the note says so); a sub-folder ``alice/`` holds alice's
+    files, and the one named like the exercise (``02_...``) is graded. Hidden files and
+    symbolic links are ignored.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"submissions folder {folder} does not exist")
     found: dict[str, Submission] = {}
     for entry in sorted(folder.iterdir()):
-        if entry.name.startswith("."):
+        if entry.name.startswith(".") or entry.is_symlink():
             continue
         if entry.is_dir():
-            files = [f for f in entry.rglob("*") if f.is_file() and f.suffix in SUFFIXES
-                     and _visible(f.relative_to(entry))]
-            path, problem = _pick(files, exercise)
-            found[entry.name] = Submission(entry.name, path, f"{entry.name}/: {problem}" if problem else "")
-        elif entry.suffix in SUFFIXES:
+            files = [f for f in entry.rglob("*") if f.is_file() and not f.is_symlink()
+                     and f.suffix in SUFFIXES and _visible(f.relative_to(entry))]
+            path, problem, note = _pick(files, exercise)
+            found[entry.name] = Submission(entry.name, path, f"{entry.name}/: {problem}" if problem else "", note)
+        elif entry.is_file() and entry.suffix in SUFFIXES:
             if entry.stem in found and found[entry.stem].path is not None:
-                continue  # alice.ipynb came first in sorted order and wins over alice.py
+                first = found[entry.stem]  # alice.ipynb came first in sorted order and wins
+                first.note = f"graded {first.path.name}; ignored {entry.name}"
+                continue
             found[entry.stem] = Submission(entry.stem, entry)
     return [found[k] for k in sorted(found)]
 
 
-def read_cells(path: Path) -> list[tuple[str, str]]:
-    """The code cells to run, as (label, source); IPython magics and shell lines are commented out."""
+def _uncomment_magics(source: str) -> str:
+    return "\n".join(("# " + line) if line.lstrip().startswith(("%", "!")) else line
+                     for line in source.splitlines())
+
+
+def _normal(source: str) -> str:
+    return "\n".join(line.rstrip() for line in source.strip().splitlines())
+
+
+def _statements(source: str) -> list[tuple[int, str]]:
+    """A plain script as (first line, source) chunks: each top-level statement, or, when the
+    script does not parse, chunks split where a line starts at column 0 with code."""
+    lines = source.splitlines()
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        tree = None
+    if tree is not None:
+        out = []
+        for node in tree.body:
+            start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+            out.append((start, "\n".join(lines[start - 1:node.end_lineno])))
+        return out
+    out, start = [], None
+    continuation = ("else", "elif", "except", "finally", ")", "]", "}", "#", "@")
+    for k, line in enumerate(lines, 1):
+        opens = line[:1].strip() and not line.startswith(continuation)
+        if opens and start is not None and not lines[k - 2].startswith("@"):
+            out.append((start, "\n".join(lines[start - 1:k - 1])))
+            start = None
+        if start is None and line.strip() and not line.startswith("#"):
+            start = k
+    if start is not None:
+        out.append((start, "\n".join(lines[start - 1:])))
+    return out
+
+
+def skipped_sources(exercise: str) -> tuple[set[str], set[str], set[str]]:
+    """From the chapter's committed exercise: the sources of its skipped cells, the statements
+    (``ast.dump``) found only in them, and the statements of its other cells."""
+    path = REPO / "exercises" / f"{exercise}.py"
+    if not path.exists():
+        return set(), set(), set()
+    import jupytext
+
+    nb = jupytext.read(path)
+    skipped, skip_stmts, other_stmts = set(), set(), set()
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        source = _uncomment_magics(cell.source)
+        try:
+            dumps = {ast.dump(n) for n in ast.parse(source).body}
+        except SyntaxError:
+            dumps = set()
+        if set(SKIP_TAGS) & set(cell.metadata.get("tags", [])):
+            skipped.add(_normal(source))
+            skip_stmts |= dumps
+        else:
+            other_stmts |= dumps
+    return skipped, skip_stmts - other_stmts, other_stmts
+
+
+def read_cells(path: Path, exercise: str | None = None) -> list[tuple[str, str]]:
+    """The code to run, as (label, source): notebook or jupytext cells, or a plain script's
+    statements. IPython magics and ``!`` lines are commented out; cells tagged
+    ``skip-grading``/``public-checks`` are left out, and so are untagged cells (or, in a plain
+    script, statements) identical to the ones the chapter's exercise tags so."""
+    import jupytext
+    import nbformat
+
+    path = Path(path)
+    if path.stat().st_size > MAX_SUBMISSION_BYTES:
+        raise ValueError(f"the file is larger than {MAX_SUBMISSION_BYTES >> 20} MB")
+    skipped, skip_stmts, _ = skipped_sources(exercise) if exercise else (set(), set(), set())
+    text = path.read_text(encoding="utf-8", errors="replace")
     if path.suffix == ".ipynb":
-        nb = nbformat.read(path, as_version=4)
-    else:
-        nb = jupytext.read(path, fmt="py:percent")
+        nb = nbformat.reads(text, as_version=4)
+    elif re.search(r"^# %%", text, flags=re.M):
+        nb = jupytext.reads(text, fmt="py:percent")
+    else:  # a plain script, e.g. Jupyter's or Colab's "Download .py"
+        cells = []
+        for line, source in _statements(_uncomment_magics(text)):
+            try:
+                dump = ast.dump(ast.parse(source).body[0])
+            except (SyntaxError, IndexError, ValueError):
+                dump = None
+            if dump is not None and dump in skip_stmts and not source.lstrip().startswith(("import", "from")):
+                continue
+            cells.append((f"line {line}", source))
+        return cells
     cells, k = [], 0
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
         k += 1
-        if set(SKIP_TAGS) & set(cell.get("metadata", {}).get("tags", [])):
+        source = _uncomment_magics(cell.source)
+        if set(SKIP_TAGS) & set(cell.get("metadata", {}).get("tags", [])) or _normal(source) in skipped:
             continue
-        lines = [("# " + line) if line.lstrip().startswith(("%", "!")) else line
-                 for line in cell.source.splitlines()]
-        cells.append((f"code cell {k}", "\n".join(lines)))
+        cells.append((f"code cell {k}", source))
     return cells
 
 
-# --- running one item -------------------------------------------------------------------------
+# --- the server and one job ---------------------------------------------------------------
 
 
-def _context(preload: list[str]):
-    """A forkserver: children fork from a clean server with torch imported (fast, autograd-safe)."""
-    if "forkserver" not in mp.get_all_start_methods() or not hasattr(signal, "setitimer"):
-        raise RuntimeError("grading needs a POSIX system (Linux, macOS, Colab): it forks a process "
-                           "per item and stops runaway cells with an alarm signal")
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(preload)
-    return ctx
+@dataclass
+class Limits:
+    """What one item of one student may use."""
+
+    timeout: float = 30.0  # seconds to load the cells, and again to collect
+    memory: int = 5 << 30  # bytes of address space (torch and course_lib take about 3.6 GB)
+    processes: int = 32
+    output_limit: int = 100_000  # characters printed per cell or call; bytes written to fd 1/2
+    file_size: int = 64 << 20
+    tmp_size: int = 128 << 20
+    open_files: int = 256
+    result_bytes: int = 64 << 20
+
+    def for_job(self) -> dict:
+        return {"memory": self.memory, "cpu_seconds": int(2 * self.timeout + 10),
+                "processes": self.processes, "output_limit": self.output_limit,
+                "file_size": self.file_size, "tmp_size": self.tmp_size,
+                "open_files": self.open_files, "result_bytes": self.result_bytes,
+                "cell_timeout": self.timeout / 2, "call_timeout": self.timeout / 3}
 
 
-def _kill(proc) -> None:
-    """Kill the item's process and everything it started (it leads its own process group)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError, OSError):
-        proc.kill()
-    proc.join()
+class Server:
+    """The grading server process and the socket to it (see ``server``)."""
 
+    def __init__(self, module, logdir: Path) -> None:
+        self.lock = threading.Lock()
+        self.module = module
+        self.logdir = logdir
+        self._start()
 
-def run_item(ctx, module_name: str, item, cells, skip: set[str], limits: dict,
-             timeout: float) -> tuple[dict, list]:
-    """Grade one item in its own process; returns (outcome, load problems)."""
-    receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=grade_item, args=(sender, module_name, item.name, cells, sorted(skip), limits))
-    proc.start()
-    sender.close()
-    # Loading the cells and running the checks each get ``timeout`` seconds (plus start-up).
-    deadline = time.monotonic() + timeout + 5
-    phase, current, flooded, problems, outcome = "load", None, False, [], None
-    cell = None  # the cell being loaded
-    try:
-        while outcome is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                _kill(proc)
-                if flooded:
-                    outcome = {"status": "output_flood",
-                               "reason": f"printed more than {limits['output_limit']} characters "
-                                         f"and did not stop within {timeout:g} s"}
-                elif phase == "load":
-                    # Remember the stuck cell (an alarm cannot stop every loop): later items skip it.
-                    if cell is not None:
-                        problems.append((cell, "timeout", "was still running when loading was stopped"))
-                    outcome = {"status": "timeout", "phase": "load",
-                               "reason": f"loading the submission took more than {timeout + 5:g} s"}
-                else:
-                    where = f" in check '{current}'" if current else ""
-                    outcome = {"status": "timeout",
-                               "reason": f"did not finish within {timeout:g} s{where} (an endless loop?)"}
-                break
-            if not receiver.poll(min(remaining, 1.0)):
-                continue
+    def _start(self) -> None:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        env = {"PATH": os.defpath, "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
+               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HOME": str(self.logdir),
+               "MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+               "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
+        for key in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS"):
+            if key in os.environ:
+                env[key] = os.environ[key]
+        self.log = open(self.logdir / "server.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "course_lib.grading.server", str(child.fileno())],
+            pass_fds=[child.fileno()], env=env, cwd=str(self.logdir), stdin=subprocess.DEVNULL,
+            stdout=self.log, stderr=self.log, start_new_session=True)
+        child.close()
+        self.sock = parent
+        init = json.dumps({"chapter_module": self.module.__name__,
+                           "preload": list(getattr(self.module, "PRELOAD", []))}).encode()
+        self.sock.sendall(struct.pack(">I", len(init)) + init)
+        self.sock.settimeout(300)
+        try:
+            ready = self.sock.recv(5)
+        except OSError:
+            ready = b""
+        self.sock.settimeout(None)
+        if ready != b"ready":
+            raise RuntimeError(f"the grading server did not start; see {self.logdir / 'server.log'}")
+
+    def submit(self, job: dict, fds: list[int]) -> None:
+        body = json.dumps(job).encode()
+        with self.lock:
+            for attempt in (0, 1):
+                try:
+                    socket.send_fds(self.sock, [struct.pack(">I", len(body))], fds)
+                    self.sock.sendall(body)
+                    return
+                except OSError:
+                    if attempt:
+                        raise
+                    self.close()
+                    self._start()
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        finally:
             try:
-                kind, payload = receiver.recv()
-            except (EOFError, OSError):
-                proc.join(1)
-                if phase == "load" and cell is not None:
-                    problems.append((cell, "crashed", f"ended the process (exit code {proc.exitcode})"))
-                outcome = {"status": "crashed", "phase": phase,
-                           "reason": f"the grading process died (exit code {proc.exitcode}) "
-                                     f"{'while loading' if phase == 'load' else 'in check ' + repr(current)}"}
-                break
-            if kind == "cell":
-                cell = payload
-            elif kind == "problem":
-                problems.append(payload)
-            elif kind == "loaded":
-                phase = "checks"
-                deadline = time.monotonic() + timeout
-            elif kind == "check":
-                current = payload
-            elif kind == "flood":
-                flooded = True
-            elif kind == "result":
-                outcome = payload
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.log.close()
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 1 << 16)
+    except BlockingIOError:
+        return b"?"  # nothing yet (never returned as data: see callers)
+    except OSError:
+        return b""
+
+
+@dataclass
+class Outcome:
+    """How one job ended, as this process saw it."""
+
+    status: str = ""  # graded, timeout, output_flood, crashed, invalid_result, forbidden, grader_error
+    reason: str = ""
+    phase: str = "load"
+    values: dict | None = None
+    problems: list = field(default_factory=list)
+    setup: dict | None = None
+    forbidden: list = field(default_factory=list)
+
+
+def run_job(server: Server, job: dict, limits: Limits) -> Outcome:
+    """Send one job, read its pipes until it ends or runs out of time or bytes; kill it."""
+    control_r, control_w = os.pipe()
+    status_r, status_w = os.pipe()
+    result_r, result_w = os.pipe()
+    output_r, output_w = os.pipe()
+    out = Outcome()
+    try:
+        server.submit(job, [control_r, status_w, result_w, output_w])
     finally:
-        receiver.close()
-        if proc.is_alive():
-            _kill(proc)
+        for fd in (control_r, status_w, result_w, output_w):
+            os.close(fd)
+    for fd in (status_r, result_r, output_r):
+        os.set_blocking(fd, False)
+    reader = FrameReader(limits.result_bytes + (4 << 20))
+    labels = {label for label, _ in job["cells"]}
+    status_bytes, output_bytes, cell = b"", 0, None
+    open_fds = {status_r, result_r, output_r}
+    start = time.monotonic()
+    deadline = start + limits.timeout + 10  # start-up and locking in, then loading
+    stop = ""  # why this process ended the job early
+    status_deadline = None
+    try:
+        while status_r in open_fds or result_r in open_fds:
+            now = time.monotonic()
+            if not stop and now > deadline:
+                stop = "timeout"
+            if stop and status_deadline is None:
+                os.close(control_w)  # the supervisor kills everything the job started
+                control_w = -1
+                status_deadline = now + 30
+            if status_deadline is not None and now > status_deadline:
+                out.status, out.reason = "grader_error", "the job's supervisor did not report"
+                break
+            wait = max(0.0, min(deadline, status_deadline or deadline) - now) if not stop else 1.0
+            ready, _, _ = select.select(list(open_fds), [], [], min(wait, 1.0))
+            for fd in ready:
+                data = _read(fd)
+                if data == b"?":
+                    continue
+                if not data:
+                    open_fds.discard(fd)
+                    os.close(fd)
+                    continue
+                if fd == output_r:
+                    output_bytes += len(data)
+                    if output_bytes > limits.output_limit and not stop:
+                        stop = "output_flood"
+                elif fd == status_r:
+                    status_bytes += data
+                    if len(status_bytes) > 1 << 20 and not stop:
+                        stop = "grader_error"
+                elif fd == result_r and not stop and out.values is None:
+                    try:
+                        messages = reader.feed(data)
+                    except ProtocolError as exc:
+                        stop, out.reason = "invalid_result", f"the submission's process {exc}"
+                        continue
+                    for header, blobs in messages:
+                        event = header.get("ev")
+                        label = header.get("label")
+                        if event == "cell" and label in labels:
+                            cell = label
+                        elif event == "problem" and label in labels:
+                            status = header.get("status")
+                            if status in ("error", "timeout", "output_flood", "skipped"):
+                                out.problems.append((label, status, excerpt(str(header.get("detail", "")), 200)))
+                            cell = None
+                        elif event == "loaded" and out.phase == "load":
+                            out.phase, cell = "collect", None
+                            deadline = time.monotonic() + limits.timeout
+                        elif event == "collect_failed":
+                            stop = "crashed"
+                            out.reason = ("the item's collect step failed: "
+                                          + excerpt(str(header.get("detail", "")), 200))
+                        elif event == "result" and out.phase == "collect":
+                            try:
+                                values = decode_value(header.get("values"), blobs)
+                                if not isinstance(values, dict):
+                                    raise ProtocolError("sent a result that is not a dict")
+                                forbidden = header.get("forbidden", [])
+                                if not isinstance(forbidden, list):
+                                    raise ProtocolError("sent a malformed list of calls")
+                            except ProtocolError as exc:
+                                stop, out.reason = "invalid_result", f"the submission's process {exc}"
+                                break
+                            out.values = values
+                            out.forbidden = [f for f in forbidden if isinstance(f, str)]
+                            # The process ends by itself after sending; one that lingers is stopped.
+                            deadline = min(deadline, time.monotonic() + 2)
+                        # anything else (including a result before loading ended) is ignored
+    finally:
+        for fd in open_fds:
+            os.close(fd)
+        if control_w >= 0:
+            os.close(control_w)
+    try:
+        status = json.loads(status_bytes.decode()) if status_bytes else {}
+    except ValueError:
+        status = {}
+    out.setup = status.get("setup") if isinstance(status.get("setup"), dict) else None
+    if out.status == "grader_error":
+        return out
+    if "supervisor_error" in status or (out.setup or {}).get("setup_error"):
+        out.status = "grader_error"
+        out.reason = f"grader error: {status.get('supervisor_error') or out.setup.get('setup_error')}"
+        return out
+    if out.values is not None and stop in ("", "timeout", "output_flood"):
+        out.status = "graded"  # the result came in full before anything went wrong
+    elif stop == "timeout":
+        out.status = "timeout"
+        if out.phase == "load":
+            if cell is not None:  # later attempts skip the cell that hung
+                out.problems.append((cell, "timeout", "was still running when loading was stopped"))
+            out.reason = f"loading the submission took more than {limits.timeout + 10:g} s"
         else:
-            proc.join()
-    return outcome, problems
+            out.reason = f"did not finish within {limits.timeout:g} s (an endless loop?)"
+    elif stop == "output_flood":
+        out.status = "output_flood"
+        out.reason = f"wrote more than {limits.output_limit} bytes of output"
+    elif stop in ("invalid_result", "crashed"):
+        out.status = stop
+    elif stop == "grader_error":
+        out.status, out.reason = "grader_error", "grader error: the supervisor's report was too long"
+    else:
+        how = (f"signal {status['signal']}" if "signal" in status
+               else f"exit code {status.get('exit_code', '?')}")
+        if status.get("signal") == 24:
+            how += ", out of CPU time"
+        if out.phase == "load" and cell is not None:
+            out.problems.append((cell, "crashed", f"ended the process ({how})"))
+        out.status = "crashed"
+        out.reason = (f"the process ended ({how}) "
+                      f"{'while loading' if out.phase == 'load' else 'while collecting the results'}")
+    return out
 
 
 # --- one student, a batch -------------------------------------------------------------------
@@ -214,100 +481,271 @@ def _fmt(points: float) -> str:
 def _load_summary(problems: list) -> str:
     """'while loading: code cell 4 error: NameError: ...; ...', or '' when every cell loaded."""
     shown = [f"{label} {status}: {detail}" for label, status, detail in problems if status != "skipped"]
-    return f"while loading: {'; '.join(shown)}" if shown else ""
+    return excerpt(f"while loading: {'; '.join(shown)}", 600) if shown else ""
 
 
-def _load_note(problems: list) -> str:
-    summary = _load_summary(problems)
-    return f" [{summary}]" if summary else ""
-
-
-def item_row(student: str, item, outcome: dict, problems: list) -> Row:
-    """Turn one item's outcome into a CSV row: points, status, and a reason per lost point."""
-    status = outcome.get("status", "grader_error")
-    if status != "graded":
-        return Row(student, item.name, 0, item.max_points, status,
-                   outcome.get("reason", "") + _load_note(problems))
-    checks = outcome["checks"]
-    points = sum(p for _, p, _, _ in checks)
-    lost = [(name, reason) for name, p, m, reason in checks if p < m]
+def item_row(student: str, item, out: Outcome) -> Row:
+    """One item's outcome as a CSV row: points (capped), status, a reason per lost point."""
+    note = _load_summary(out.problems)
+    if out.status == "graded" and out.forbidden:
+        called = sorted({f for f in out.forbidden if f in item.forbidden})
+        if called:
+            return Row(student, item.name, 0, item.max_points, "forbidden",
+                       f"calls {', '.join(called)}, which this item asks you to write yourself")
+    if out.status != "graded":
+        return Row(student, item.name, 0, item.max_points, out.status,
+                   out.reason + (f" [{note}]" if note else ""))
+    results = run_checks(item, Got(out.values))
+    points = min(sum(p for _, p, _, _ in results), item.max_points)
+    lost = [(name, reason) for name, p, m, reason in results if p < m]
     reasons = {reason for _, reason in lost}
-    if lost and len(lost) == len(checks) and len(reasons) == 1:
+    if lost and len(lost) == len(results) and len(reasons) == 1:
         text = f"all checks: {reasons.pop()}"  # e.g. an untouched stub: say it once
     else:
         text = " | ".join(f"{name}: {reason}" for name, reason in lost)
-    if lost:
-        text += _load_note(problems)
+    if lost and note:
+        text += f" [{note}]"
+    status = "graded"
+    kinds = {v.kind for v in out.values.values() if isinstance(v, StudentError)}
+    if points == 0 and len(kinds) == 1 and kinds <= {"timeout", "output_flood"}:
+        status = kinds.pop()  # every call hung, or every call flooded: say so in the status
     return Row(student, item.name, points, item.max_points, status, text)
 
 
-def grade_student(ctx, module, sub: Submission, limits: dict, timeout: float) -> list[Row]:
-    """All item rows of one student, then their TOTAL row."""
-    items = module.ITEMS
-    rows: list[Row] = []
-    cells, load_problems = None, {}
-    problem = sub.problem
-    if sub.path is not None:
+class Grader:
+    """Grades the students of one chapter; holds the server, the job slots and the protections."""
+
+    def __init__(self, module, limits: Limits, workroot: Path, hide: list[str], jobs: int,
+                 isolation: str | None = None, uid_base: int = 61000) -> None:
+        self.module, self.limits, self.workroot, self.hide = module, limits, workroot, hide
+        if isolation is None:
+            isolation = ("root" if os.geteuid() == 0 else "userns") if sys.platform.startswith("linux") else "none"
+        self.isolation = isolation
+        self.root = os.geteuid() == 0
+        self.uid_base = uid_base
+        self.slots: queue.Queue[int] = queue.Queue()
+        for slot in range(jobs):
+            self.slots.put(slot)
+        self.setups: list[dict] = []
+        self.server = Server(module, workroot)
+
+    def job(self, item, cells, skip: set[str], slot: int) -> dict:
+        workdir = self.workroot / f"slot{slot}"
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(mode=0o700)
+        uid = gid = None
+        if self.root:
+            uid = gid = self.uid_base + slot
+            os.chown(workdir, uid, gid)
+        return {"chapter_module": self.module.__name__, "item": item.name, "cells": cells,
+                "skip": sorted(skip), "limits": self.limits.for_job(), "isolation": self.isolation,
+                "uid": uid, "gid": gid, "hide": self.hide, "workdir": str(workdir)}
+
+    def run(self, item, cells, skip: set[str]) -> Outcome:
+        slot = self.slots.get()
         try:
-            cells = read_cells(sub.path)
-        except Exception as exc:  # invalid JSON, unreadable file
-            problem = f"could not read {sub.path.name}: {type(exc).__name__}: {exc}"
-    if cells is None:
-        rows = [Row(sub.student, i.name, 0, i.max_points, "no_submission", problem) for i in items]
-    else:
-        skip: set[str] = set()
-        for k, item in enumerate(items):
-            while True:
-                outcome, problems = run_item(ctx, module.__name__, item, cells, skip, limits, timeout)
-                if k == 0:  # every item loads the same cells: report the first item's view
-                    for problem in problems:
-                        if problem[1] != "skipped":
-                            load_problems.setdefault(problem[0], problem)
-                # A cell that hung or killed the process once will again: skip it from now on,
-                # and if it stopped the loading, grade this item again without it.
-                stuck = {label for label, status, _ in problems if status in ("timeout", "crashed")}
-                new, skip = stuck - skip, skip | stuck
-                if not (new and outcome.get("phase") == "load"):
-                    break
-            rows.append(item_row(sub.student, item, outcome, problems))
-    total = sum(r.points for r in rows)
-    # The TOTAL row tells the grader about cells that failed to load, even at full marks.
-    note = _load_summary(list(load_problems.values()))
-    rows.append(Row(sub.student, TOTAL, total, sum(i.max_points for i in items), "", note))
-    return rows
+            out = run_job(self.server, self.job(item, cells, skip, slot), self.limits)
+        finally:
+            shutil.rmtree(self.workroot / f"slot{slot}", ignore_errors=True)
+            self.slots.put(slot)
+        if out.setup:
+            self.setups.append(out.setup)
+        return out
+
+    def student(self, sub: Submission) -> list[Row]:
+        """All item rows of one student, then their TOTAL row."""
+        items = self.module.ITEMS
+        rows: list[Row] = []
+        cells, problem = None, sub.problem
+        if sub.path is not None:
+            try:
+                cells = read_cells(sub.path, self.module.EXERCISE)
+            except Exception as exc:  # invalid JSON, unreadable or huge file
+                problem = f"could not read {sub.path.name}: {type(exc).__name__}: {excerpt(str(exc), 150)}"
+        if cells is None:
+            rows = [Row(sub.student, i.name, 0, i.max_points, "no_submission", problem) for i in items]
+            load_problems: dict = {}
+        else:
+            skip: set[str] = set()
+            load_problems = {}
+            for k, item in enumerate(items):
+                while True:
+                    out = self.run(item, cells, skip)
+                    if k == 0:  # every item loads the same cells: report the first item's view
+                        for p in out.problems:
+                            if p[1] != "skipped":
+                                load_problems.setdefault(p[0], p)
+                    # A cell that hung or killed the process once will again: skip it from now
+                    # on, and if it stopped the loading, grade this item again without it.
+                    stuck = {label for label, status, _ in out.problems if status in ("timeout", "crashed")}
+                    new, skip = stuck - skip, skip | stuck
+                    if not (new and out.status in ("timeout", "crashed") and out.phase == "load"):
+                        break
+                rows.append(item_row(sub.student, item, out))
+        total = sum(r.points for r in rows)
+        notes = [n for n in (sub.note, _load_summary(list(load_problems.values()))) if n]
+        rows.append(Row(sub.student, TOTAL, total, sum(i.max_points for i in items), "", "; ".join(notes)))
+        return rows
+
+    def protections(self) -> tuple[list[str], list[str]]:
+        """(active, not active) protections, as seen in every job of the run."""
+        lim = self.limits
+        active = ["a separate process per student and item, returning JSON and raw array bytes only "
+                  "(no pickle), read with a deadline and a size limit; checks run in this process",
+                  f"wall time {lim.timeout:g} s to load and again to collect",
+                  f"output {lim.output_limit} characters per cell or call, {lim.output_limit} bytes "
+                  "written to a pipe the grader owns",
+                  "every process of the job killed when the item ends"]
+        missing = []
+        names = {"memory": f"memory {lim.memory / 2**30:g} GiB of address space",
+                 "cpu time": f"CPU time {int(2 * lim.timeout + 10)} s",
+                 "processes": f"at most {lim.processes} processes and threads",
+                 "file size": f"files up to {lim.file_size >> 20} MiB",
+                 "cleared environment": "a cleared environment",
+                 "no new privileges": "no new privileges (setuid programs have no effect)",
+                 "unprivileged user": f"an unprivileged user of its own (uid {self.uid_base}+slot)",
+                 "read-only filesystem": "every existing mount read-only",
+                 "fresh /tmp": f"an empty working folder (/tmp, {lim.tmp_size >> 20} MiB) of its own",
+                 "own /proc": "its own /proc (no other processes visible)",
+                 "capabilities dropped": "no capabilities in its user namespace"}
+        setups = self.setups
+        if not setups:
+            return active, ["(no job ran)"]
+        namespaces = set.intersection(*(set(s.get("namespaces") or []) for s in setups))
+        for ns, text in (("pid", "a PID namespace (setsid escapees die with the job)"),
+                         ("network", "no network (an empty network namespace)"),
+                         ("mount", "a mount namespace"), ("user", "a user namespace")):
+            (active if ns in namespaces else missing).append(text)
+        for key, text in names.items():
+            if all(s.get(key) for s in setups):
+                active.append(text)
+            elif key not in ("capabilities dropped",) or "user" in namespaces:
+                missing.append(text)
+        hidden = set.intersection(*(set(s.get("hidden paths") or []) for s in setups))
+        if hidden:
+            active.append("hidden (empty mounts over them): " + ", ".join(sorted(hidden)))
+        else:
+            missing.append("hiding the solutions and other submissions (they are readable)")
+        return active, missing
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def default_hidden(folder: Path, out: Path | None, feedback: Path | None) -> list[str]:
+    """Paths the students' processes must not see: solutions, submissions, earlier grades."""
+    paths = [REPO / "solutions", Path(folder)]
+    if out is not None:
+        paths.append(Path(out))
+    if feedback is not None:
+        paths.append(Path(feedback))
+    return sorted({str(p.resolve()) for p in paths})
 
 
 def grade_folder(chapter: str, folder: str | Path, out: str | Path | None = None, *,
-                 timeout: float = 30.0, output_limit: int = 100_000,
-                 progress=None) -> list[Row]:
-    """Grade every submission in ``folder`` for ``chapter``; write the CSV to ``out`` if given.
-
-    ``timeout``: seconds each item may take to load the submission, and again to run its
-    checks (one cell may take at most half of it); ``output_limit``: characters a submission
-    may print per cell and per item before it is stopped.
+                 timeout: float = 30.0, output_limit: int = 100_000, memory: int = 5 << 30,
+                 jobs: int | None = None, feedback: str | Path | None = "auto",
+                 hide: list[str] = (), isolation: str | None = None, progress=None) -> Rows:
+    """Grade every submission in ``folder`` for ``chapter``; write the CSV to ``out`` if given,
+    and one feedback file per student to ``feedback`` ("auto": ``<out stem>_feedback/`` beside
+    the CSV). Returns the rows; ``rows.protections`` lists what isolated the students' code.
     """
     module = chapter_module(chapter)
     subs = find_submissions(Path(folder), module.EXERCISE)
-    # "__main__": a script that calls grade_folder is imported once by the server, not per item.
-    ctx = _context(["__main__", "course_lib.grading.sandbox", module.__name__,
-                    *getattr(module, "PRELOAD", [])])
-    rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="grading-") as workdir:
-        limits = {"output_limit": output_limit, "cell_timeout": timeout / 2, "workdir": workdir}
+    limits = Limits(timeout=timeout, output_limit=output_limit, memory=memory)
+    if feedback == "auto":
+        feedback = Path(out).with_name(Path(out).stem + "_feedback") if out is not None else None
+    hidden = default_hidden(Path(folder), Path(out) if out else None, Path(feedback) if feedback else None)
+    hidden += [str(Path(h).resolve()) for h in hide]
+    jobs = jobs or max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2, 8))
+    rows = Rows()
+    workroot = Path(tempfile.mkdtemp(prefix="grading-"))
+    os.chmod(workroot, 0o711)
+    grader = None
+    try:
+        grader = Grader(module, limits, workroot, hidden, jobs, isolation=isolation)
+        per_student: dict[str, list[Row]] = {}
+        with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+            futures = {pool.submit(grader.student, sub): sub for sub in subs}
+            for future in concurrent.futures.as_completed(futures):
+                student_rows = future.result()
+                per_student[futures[future].student] = student_rows
+                if progress:
+                    progress(student_rows)
         for sub in subs:
-            student_rows = grade_student(ctx, module, sub, limits, timeout)
-            rows.extend(student_rows)
-            if progress:
-                progress(student_rows)
+            rows.extend(per_student[sub.student])
+        rows.protections, rows.missing = grader.protections()
+    finally:
+        if grader is not None:
+            grader.close()
+        shutil.rmtree(workroot, ignore_errors=True)
     if out is not None:
         write_csv(rows, out)
+    if feedback is not None:
+        write_feedback(rows, subs, Path(feedback), module)
     return rows
 
 
+# --- writing ------------------------------------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def safe_cell(value: str, limit: int = 4000) -> str:
+    """A CSV cell a spreadsheet shows as text: no formula, no control characters, bounded."""
+    text = _CONTROL.sub(" ", str(value))
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r", "|", "%"):
+        text = "'" + text
+    return text
+
+
 def write_csv(rows: list[Row], out: str | Path) -> None:
-    """Write the rows with the header ``COLUMNS``."""
-    with open(out, "w", newline="", encoding="utf-8") as fh:
+    """Write the rows with the header ``COLUMNS``; every text cell formula-escaped."""
+    tmp = Path(str(out) + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(COLUMNS)
         for r in rows:
-            writer.writerow([r.student, r.item, _fmt(r.points), _fmt(r.max_points), r.status, r.reason])
+            writer.writerow([safe_cell(r.student), safe_cell(r.item), _fmt(r.points),
+                             _fmt(r.max_points), safe_cell(r.status), safe_cell(r.reason)])
+    os.replace(tmp, out)
+
+
+def _file_name(student: str, taken: set[str]) -> str:
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", student).strip("._")[:80] or "student"
+    name, k = base, 1
+    while name.lower() in taken:
+        k += 1
+        name = f"{base}_{k}"
+    taken.add(name.lower())
+    return name + ".txt"
+
+
+def write_feedback(rows: list[Row], subs: list[Submission], folder: Path, module) -> None:
+    """One short text file per student: the items, points and reasons."""
+    folder.mkdir(parents=True, exist_ok=True)
+    taken: set[str] = set()
+    by_student: dict[str, list[Row]] = {}
+    for r in rows:
+        by_student.setdefault(r.student, []).append(r)
+    for sub in subs:
+        mine = by_student.get(sub.student, [])
+        total = next((r for r in mine if r.item == TOTAL), None)
+        lines = [f"Exercises {module.EXERCISE}: feedback for {_CONTROL.sub(' ', sub.student)}"]
+        if sub.path is not None:
+            lines.append(f"Graded file: {sub.path.name}")
+        if total is not None:
+            lines.append(f"Total: {_fmt(total.points)} / {_fmt(total.max_points)}")
+            if total.reason:
+                lines.append(f"Note: {_CONTROL.sub(' ', total.reason)}")
+        lines.append("")
+        for r in mine:
+            if r.item == TOTAL:
+                continue
+            status = "" if r.status == "graded" else f" ({r.status})"
+            lines.append(f"{r.item}: {_fmt(r.points)} / {_fmt(r.max_points)}{status}")
+            for part in filter(None, _CONTROL.sub(" ", r.reason).split(" | ")):
+                lines.append(f"  - {part}")
+        (folder / _file_name(sub.student, taken)).write_text("\n".join(lines) + "\n", encoding="utf-8")

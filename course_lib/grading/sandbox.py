@@ -1,256 +1,526 @@
-"""What runs inside one item's grading process: load the student's cells, then run the checks.
+"""One item of one student, in a process of its own: the supervisor and the student's process.
 
-The parent (``runner``) starts one such process per student and item and kills it when it
-runs out of time, so an endless loop costs one item, not the batch. Inside, we guard what a
-process cannot guard from outside:
+The grading server (``server``) forks a *supervisor* per job. The supervisor never runs
+student code: it creates fresh Linux namespaces when it can (PID, mount, network, IPC, UTS),
+forks the *student's process*, waits, and when the job ends (the student's process exits, or
+the grader closes the control pipe because time or output ran out) kills every process the
+job started and reports how the student's process ended, on a pipe only it holds.
 
-- output: ``sys.stdout``/``sys.stderr`` count characters and raise ``OutputFlood`` past a limit
-  (file descriptors 1 and 2 go to /dev/null, so output written below Python goes nowhere);
-- loading: each cell runs under an alarm; a cell that raises, hangs or floods is recorded and
-  the next cell still runs, so one broken cell does not hide the definitions after it;
-- forbidden functions: the course_lib functions an exercise asks students to write themselves
-  are replaced by guards that raise ``ForbiddenCall`` and remember the call; the checks reach
-  the real ones through :func:`reference`.
+The student's process first locks itself in, while it still runs only our code: a fresh
+``/proc``, every existing mount read-only, an empty size-limited ``/tmp`` as its working
+folder, the solutions, the submissions and earlier grades hidden under empty mounts, resource
+limits (address space, CPU time, processes, file size, open files), a cleared environment,
+stdout and stderr on a pipe the grader counts, and, when the grader runs as root, a dedicated
+unprivileged user with no way back (``no_new_privs``). It reports which of these took effect
+on a second pipe that it closes before the first student line runs. Then it loads the cells,
+runs the item's ``collect`` step and sends plain data (``protocol``) to the grader.
 
-This is isolation for honest mistakes, not a security sandbox: run untrusted code in a container.
+Where a protection is not available (not root and no user namespaces, macOS), the job runs
+with what is, and the report says which.
 """
 from __future__ import annotations
 
-import builtins
-import functools
-import importlib
+import ctypes
+import ctypes.util
 import io
+import json
 import os
 import random
+import resource
+import select
 import signal
+import struct
 import sys
-import traceback
+import time
 from typing import Any, Callable
 
-from .checks import Item
+from .protocol import encode_value, message
+from .student import (CallTimeout, ForbiddenCall, OutputFlood, Student, _OUR_FILES, describe,
+                      forbidden_guards, time_limit)
+
+_OUR_FILES.add(__file__)
+
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+MS_NOATIME, MS_NODIRATIME, MS_RELATIME, MS_STRICTATIME = 1024, 2048, 1 << 21, 1 << 24
+PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG = 36, 38, 1
+_MOUNT_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC,
+                "noatime": MS_NOATIME, "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME,
+                "strictatime": MS_STRICTATIME}
+
+_libc = None
 
 
-class OutputFlood(BaseException):
-    """Raised when a submission prints more than the limit (a BaseException: ``except Exception`` cannot hide it)."""
+def libc():
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    return _libc
 
 
-class CellTimeout(BaseException):
-    """Raised by the alarm when one cell runs too long while the submission loads."""
+def _call(name: str, *args) -> None:
+    fn = getattr(libc(), name)
+    if fn(*args) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{name}: {os.strerror(err)}")
 
 
-class ForbiddenCall(BaseException):
-    """Raised when a submission calls a function the exercise asks students to write."""
+def prctl(option: int, arg: int) -> None:
+    _call("prctl", ctypes.c_int(option), ctypes.c_ulong(arg), ctypes.c_ulong(0),
+          ctypes.c_ulong(0), ctypes.c_ulong(0))
 
 
-# --- forbidden functions and the reference door ---------------------------------------------
+def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    enc = lambda s: None if s is None else s.encode()  # noqa: E731
+    _call("mount", enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data))
 
-_reference_depth = 0  # > 0 while a check runs a reference implementation
-FORBIDDEN_CALLS: list[str] = []  # dotted names the submission called, in order
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
 
 
-def reference(fn: Callable) -> Callable:
-    """Wrap a reference implementation so it may use guarded functions internally."""
+def _close_fds_except(keep: set[int]) -> None:
+    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []:
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        global _reference_depth
-        _reference_depth += 1
+
+# --- the supervisor --------------------------------------------------------------------------
+
+
+def supervise(job: dict, control_r: int, status_w: int, result_w: int, output_w: int) -> None:
+    """Body of the supervisor process (root when the grader is; never runs student code)."""
+    try:
+        _close_fds_except({control_r, status_w, result_w, output_w})
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        setup_r, setup_w = os.pipe()
+        namespaces = _enter_namespaces(job["isolation"])
+        if not namespaces:  # without a PID namespace, adopt orphans so we can find them
+            try:
+                prctl(PR_SET_CHILD_SUBREAPER, 1)
+            except OSError:
+                pass
+        pid = os.fork()
+        if pid == 0:
+            code = 70
+            try:
+                os.close(control_r)
+                os.close(status_w)
+                os.close(setup_r)
+                student_process(job, namespaces, result_w, output_w, setup_w)
+            except BaseException:
+                pass
+            finally:
+                os._exit(code)
+        os.close(result_w)
+        os.close(output_w)
+        os.close(setup_w)
+        status = _wait(pid, control_r, setup_r, bool(namespaces))
+        status["namespaces"] = namespaces
+        _write_all(status_w, json.dumps(status).encode())
+    except BaseException as exc:
         try:
-            return fn(*args, **kwargs)
-        finally:
-            _reference_depth -= 1
-
-    return run
-
-
-def _guard(original: Callable, dotted: str) -> Callable:
-    @functools.wraps(original)
-    def guarded(*args, **kwargs):
-        if _reference_depth:
-            return original(*args, **kwargs)
-        FORBIDDEN_CALLS.append(dotted)
-        raise ForbiddenCall(f"{dotted} is off limits in this exercise: write it yourself")
-
-    return guarded
+            _write_all(status_w, json.dumps({"supervisor_error": f"{type(exc).__name__}: {exc}"}).encode())
+        except OSError:
+            pass
+    finally:
+        os._exit(0)
 
 
-def _resolve_owner(dotted: str) -> tuple[Any, str]:
-    """'course_lib.attribution.smoothgrad.smoothgrad' -> (the module object, 'smoothgrad')."""
-    parts = dotted.split(".")
-    for cut in range(len(parts) - 1, 0, -1):
+def _enter_namespaces(isolation: str) -> list[str]:
+    """New namespaces for the job; the names of those that took effect ([] when none could)."""
+    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
+    if isolation == "root":
         try:
-            owner = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
+            _call("unshare", ctypes.c_int(flags))
+            return ["pid", "mount", "network", "ipc", "uts"]
+        except OSError:
+            return []
+    if isolation == "userns":
+        uid, gid = os.getuid(), os.getgid()
+        try:
+            _call("unshare", ctypes.c_int(flags | CLONE_NEWUSER))
+            with open("/proc/self/setgroups", "w") as fh:
+                fh.write("deny")
+            with open("/proc/self/uid_map", "w") as fh:
+                fh.write(f"{uid} {uid} 1")
+            with open("/proc/self/gid_map", "w") as fh:
+                fh.write(f"{gid} {gid} 1")
+            return ["user", "pid", "mount", "network", "ipc", "uts"]
+        except OSError:
+            return []
+    return []
+
+
+def _wait(pid: int, control_r: int, setup_r: int, in_pid_namespace: bool) -> dict:
+    """Wait until the student's process exits or the grader closes the control pipe; then kill
+    everything the job started and return how the student's process ended."""
+    setup = b""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    watch = [control_r, setup_r] + ([pidfd] if pidfd is not None else [])
+    status = None
+    stopped_by_grader = False
+    while status is None:
+        ready, _, _ = select.select(watch, [], [], 0.05 if pidfd is None else None)
+        if setup_r in ready:
+            chunk = os.read(setup_r, 65536)
+            setup += chunk
+            if not chunk or len(setup) > 1 << 16:
+                watch.remove(setup_r)
+        if control_r in ready:  # EOF: time or output ran out, or the grader is gone
+            stopped_by_grader = True
+            break
+        done, wstatus = os.waitpid(pid, os.WNOHANG)
+        if done:
+            status = wstatus
+    # In a PID namespace, the death of its first process (the student's) kills all the others
+    # and waitpid returns once they are gone. Without one, hunt down every descendant.
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if status is None:
+        _, status = os.waitpid(pid, 0)
+    if not in_pid_namespace:
+        _kill_descendants()
+    out: dict[str, Any] = {"stopped_by_grader": stopped_by_grader}
+    if os.WIFSIGNALED(status):
+        out["signal"] = os.WTERMSIG(status)
+    else:
+        out["exit_code"] = os.WEXITSTATUS(status)
+    try:
+        out["setup"] = json.loads(setup.decode()) if setup else None
+    except ValueError:
+        out["setup"] = None
+    return out
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
             continue
-        for name in parts[cut:-1]:  # e.g. a class: captum.attr.NoiseTunnel.attribute
-            owner = getattr(owner, name)
-        return owner, parts[-1]
-    raise ImportError(f"cannot import any module of {dotted!r}")
-
-
-def forbid(dotted_names: list[str]) -> None:
-    """Replace each named function by a guard; names that cannot be imported are skipped."""
-    for dotted in dotted_names:
         try:
-            owner, attr = _resolve_owner(dotted)
-            setattr(owner, attr, _guard(getattr(owner, attr), dotted))
-        except (ImportError, AttributeError):
-            continue  # an optional library (captum) missing cannot be called either
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(name))
+    out, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
 
 
-# --- bounded output ---------------------------------------------------------------------------
+def _kill_descendants() -> None:
+    """Kill every descendant of this process (a subreaper: orphans, setsid ones too, are ours)."""
+    for _ in range(1000):
+        pids = _descendants(os.getpid()) if os.path.isdir("/proc") else []
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+        except ChildProcessError:
+            if not pids:
+                return
+        if not pids:
+            return
+        time.sleep(0.005)
+
+
+# --- the student's process: locking in -------------------------------------------------------
+
+
+def _mountpoints() -> list[tuple[str, int]]:
+    """(mount point, its flags) for each mount, from /proc/self/mountinfo."""
+    out = []
+    with open("/proc/self/mountinfo") as fh:
+        for line in fh:
+            fields = line.split()
+            point = fields[4].encode().decode("unicode_escape")
+            flags = 0
+            for opt in fields[5].split(","):
+                flags |= _MOUNT_FLAGS.get(opt, 0)
+            out.append((point, flags))
+    return out
+
+
+def _lock_filesystem(hide: list[str], tmp_size: int, uid: int | None, gid: int | None) -> dict:
+    """Mount namespace: every mount read-only, hidden paths under empty mounts, a fresh /tmp."""
+    done = {}
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    try:
+        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        done["own /proc"] = True
+    except OSError:
+        done["own /proc"] = False
+    ro_failed = []
+    for point, flags in _mountpoints():
+        if point.startswith("/proc"):
+            continue
+        try:
+            mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | flags)
+        except OSError:
+            ro_failed.append(point)
+    done["read-only filesystem"] = not ro_failed
+    hidden = []
+    for path in hide:
+        try:
+            if os.path.isdir(path):
+                mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=000")
+            elif os.path.exists(path):
+                mount("/dev/null", path, None, MS_BIND)
+            hidden.append(path)
+        except OSError:
+            pass
+    done["hidden paths"] = sorted(hidden)
+    owner = f",uid={uid},gid={gid}" if uid is not None else ""
+    for point in ("/tmp", "/var/tmp", "/dev/shm"):
+        if os.path.isdir(point):
+            try:
+                mount("tmpfs", point, "tmpfs", MS_NOSUID | MS_NODEV,
+                      f"size={tmp_size},mode={'700' if point == '/tmp' else '1777'}{owner if point == '/tmp' else ''}")
+            except OSError:
+                if point == "/tmp":
+                    raise
+    done["fresh /tmp"] = True
+    return done
+
+
+def _set_limits(limits: dict) -> dict:
+    done = {}
+    wanted = {
+        "memory": (resource.RLIMIT_AS, limits["memory"]),
+        "cpu time": (resource.RLIMIT_CPU, limits["cpu_seconds"]),
+        "file size": (resource.RLIMIT_FSIZE, limits["file_size"]),
+        "open files": (resource.RLIMIT_NOFILE, limits["open_files"]),
+        "core dumps": (resource.RLIMIT_CORE, 0),
+    }
+    for name, (which, value) in wanted.items():
+        try:
+            hard = value + 1 if which == resource.RLIMIT_CPU else value
+            resource.setrlimit(which, (value, hard))
+            done[name] = True
+        except (ValueError, OSError):
+            done[name] = False
+    return done
+
+
+def _drop_privileges(uid: int, gid: int) -> None:
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    if os.getuid() != uid or os.geteuid() != uid:
+        raise OSError("could not change user")
+
+
+def _clear_environment(workdir: str) -> None:
+    keep = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA",
+                                      "MKL_ENABLE_INSTRUCTIONS") if k in os.environ}
+    os.environ.clear()
+    os.environ.update(keep)
+    os.environ.update({
+        "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir,
+        "LANG": "C.UTF-8", "MPLBACKEND": "Agg", "MPLCONFIGDIR": workdir,
+        "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+    })
+
+
+def _lock_in(job: dict, namespaces: list[str], result_w: int, output_w: int, setup_w: int) -> str:
+    """Apply every protection available; report them on ``setup_w`` and close it. -> workdir."""
+    report: dict[str, Any] = {"namespaces": namespaces}
+    _close_fds_except({result_w, output_w, setup_w})
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(output_w, 1)
+    os.dup2(output_w, 2)
+    os.close(null)
+    os.close(output_w)
+    report["output to the grader's pipe"] = True
+    try:
+        os.setsid()
+    except OSError:
+        pass
+    limits = job["limits"]
+    uid, gid = job.get("uid"), job.get("gid")
+    if "mount" in namespaces:
+        report.update(_lock_filesystem(job["hide"], limits["tmp_size"], uid, gid))
+        workdir = "/tmp"
+    else:
+        workdir = job["workdir"]
+    if "user" in namespaces:
+        # Drop the capabilities the user namespace gave us, so the mounts above stay put.
+        report["capabilities dropped"] = _drop_capabilities()
+    report.update(_set_limits(limits))
+    if uid is not None:
+        _drop_privileges(uid, gid)
+        report["unprivileged user"] = True
+    try:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after the user change, which clears it
+    except OSError:
+        pass
+    try:
+        prctl(PR_SET_NO_NEW_PRIVS, 1)
+        report["no new privileges"] = True
+    except OSError:
+        report["no new privileges"] = False
+    if uid is not None or "user" in namespaces:
+        try:
+            resource.setrlimit(resource.RLIMIT_NPROC, (limits["processes"], limits["processes"]))
+            report["processes"] = True
+        except (ValueError, OSError):
+            report["processes"] = False
+    _clear_environment(workdir)
+    report["cleared environment"] = True
+    os.chdir(workdir)
+    _write_all(setup_w, json.dumps(report).encode())
+    os.close(setup_w)
+    return workdir
+
+
+def _drop_capabilities() -> bool:
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                    ("inheritable", ctypes.c_uint32)]
+
+    try:
+        for cap in range(64):
+            try:
+                prctl(24, cap)  # PR_CAPBSET_DROP
+            except OSError:
+                pass
+        header, data = Header(0x20080522, 0), (Data * 2)()
+        return libc().capset(ctypes.byref(header), ctypes.byref(data)) == 0
+    except Exception:
+        return False
+
+
+# --- the student's process: loading and collecting -------------------------------------------
 
 
 class BoundedOutput(io.TextIOBase):
-    """A text stream that keeps nothing and raises OutputFlood once ``limit`` characters are exceeded."""
+    """sys.stdout/stderr: keeps nothing, raises OutputFlood past ``limit`` characters."""
 
-    def __init__(self, limit: int, on_flood: Callable[[], None]) -> None:
-        self.limit, self.count, self.flooded, self._on_flood = limit, 0, False, on_flood
+    encoding = "utf-8"
 
-    encoding = "utf-8"  # some libraries read it before writing
+    def __init__(self, limit: int) -> None:
+        self.limit, self.count = limit, 0
 
     def writable(self) -> bool:
         return True
 
-    def write(self, text: str) -> int:
-        self.count += len(text)
+    def write(self, text) -> int:
+        n = len(text) if isinstance(text, (str, bytes)) else 0
+        self.count += n
         if self.count > self.limit:
-            if not self.flooded:
-                self.flooded = True
-                self._on_flood()
             raise OutputFlood(f"printed more than {self.limit} characters")
-        return len(text)
+        return n
 
 
-# --- loading the submission -------------------------------------------------------------------
-
-_in_cell = False
-
-
-def _on_alarm(signum, frame):
-    # Only interrupt the submission (or what it calls), never this module's own bookkeeping:
-    # an alarm that lands between the end of a cell and the timer's reset is ignored.
-    if _in_cell and frame is not None and frame.f_code.co_filename != __file__:
-        raise CellTimeout()
-
-
-def describe(exc: BaseException, limit: int = 200) -> str:
-    """'ValueError: bad shape (code cell 7, line 3)': the error and where in the submission it arose."""
-    # A SyntaxError's str() repeats the file and line, which we add below in a friendlier form.
-    raw = exc.msg if isinstance(exc, SyntaxError) else str(exc)
-    message = " ".join(str(raw).split())
-    text = type(exc).__name__ + (f": {message}" if message else "")
-    if len(text) > limit:
-        text = text[: limit - 3] + "..."
-    where = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<code cell")]
-    if isinstance(exc, SyntaxError) and exc.filename and exc.filename.startswith("<code cell"):
-        return f"{text} ({exc.filename[1:-1]}, line {exc.lineno})"
-    if where:
-        return f"{text} ({where[-1].filename[1:-1]}, line {where[-1].lineno})"
-    return text
-
-
-def load_cells(ns: dict, cells: list[tuple[str, str]], skip: set[str], cell_timeout: float,
-               output: BoundedOutput, send: Callable) -> None:
-    """Execute the cells in ``ns`` one by one, reporting each start and each problem to ``send``.
-
-    Problems are sent as they happen, so the parent knows which cell hung even if it has to
-    kill this process.
-    """
-    global _in_cell
-    signal.signal(signal.SIGALRM, _on_alarm)
+def load_cells(ns: dict, cells: list, skip: set, cell_timeout: float, output: BoundedOutput,
+               send: Callable) -> None:
+    """Execute the cells in ``ns`` one by one; report each start and each problem."""
     for label, source in cells:
         if label in skip:
-            send(("problem", (label, "skipped", "it hung or ended the process in an earlier attempt")))
+            send({"ev": "problem", "label": label, "status": "skipped",
+                  "detail": "it hung or ended the process in an earlier attempt"})
             continue
         try:
             code = compile(source, f"<{label}>", "exec")
-        except SyntaxError as exc:
-            send(("problem", (label, "error", describe(exc))))
+        except (SyntaxError, ValueError) as exc:
+            send({"ev": "problem", "label": label, "status": "error", "detail": describe(exc)})
             continue
-        send(("cell", label))
+        send({"ev": "cell", "label": label})
         output.count = 0  # each cell may print up to the limit
         caught = None
         try:
-            _in_cell = True
-            # The alarm fires after cell_timeout, then every 0.1 s: a cell that catches the
-            # first CellTimeout (a bare except in a loop) gets another until it lets one through.
-            signal.setitimer(signal.ITIMER_REAL, cell_timeout, 0.1)
-            exec(code, ns)
+            with time_limit(cell_timeout):
+                exec(code, ns)
         except BaseException as exc:  # SystemExit and KeyboardInterrupt included: keep loading
             caught = exc
-        finally:
-            _in_cell = False
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        if isinstance(caught, CellTimeout):
-            send(("problem", (label, "timeout", f"did not finish in {cell_timeout:g} s")))
+        if isinstance(caught, CallTimeout):
+            send({"ev": "problem", "label": label, "status": "timeout",
+                  "detail": f"did not finish in {cell_timeout:g} s"})
         elif isinstance(caught, OutputFlood):
-            send(("problem", (label, "output_flood", str(caught))))
+            send({"ev": "problem", "label": label, "status": "output_flood", "detail": str(caught)})
         elif caught is not None:
-            send(("problem", (label, "error", describe(caught))))
+            send({"ev": "problem", "label": label, "status": "error", "detail": describe(caught)})
 
 
-# --- the process ----------------------------------------------------------------------------
-
-
-def run_checks(item: Item, ns: dict, send: Callable) -> dict:
-    """Interim: collect and judge in this process (the trusted split comes with the new runner)."""
-    from .checks import Got, run_checks as judge
-    from .protocol import roundtrip
-    from .student import Student, forbidden_guards
-
-    called: list[str] = []
-    with forbidden_guards(item.forbidden, called):
-        values = item.gather(Student(ns))
-    results = judge(item, Got(roundtrip(values)))
-    if called:
-        return {"status": "forbidden",
-                "reason": f"calls {', '.join(sorted(set(called)))}, which this item asks you to write yourself"}
-    return {"status": "graded", "checks": results}
-
-
-def grade_item(conn, chapter_module: str, item_name: str, cells: list[tuple[str, str]],
-               skip: list[str], limits: dict) -> None:
-    """Entry point of the grading process for one (student, item); reports through ``conn``."""
-
-    def send(message) -> None:
-        try:
-            conn.send(message)
-        except (BrokenPipeError, OSError):
-            os._exit(3)  # the parent is gone: nobody is listening
-
+def student_process(job: dict, namespaces: list[str], result_w: int, output_w: int, setup_w: int) -> None:
+    """Body of the student's process: lock in, load the cells, collect the item, send it."""
     try:
-        os.setpgid(0, 0)  # own process group: the parent can kill whatever the student started
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        output = BoundedOutput(limits["output_limit"], lambda: send(("flood", None)))
-        sys.stdout = sys.stderr = output
-        sys.stdin = io.StringIO("")
-        os.chdir(limits["workdir"])
-        os.environ["MPLBACKEND"] = "Agg"
+        _lock_in(job, namespaces, result_w, output_w, setup_w)
+    except BaseException as exc:
+        try:
+            _write_all(setup_w, json.dumps({"setup_error": f"{type(exc).__name__}: {exc}"}).encode())
+        finally:
+            os._exit(71)
+    limits = job["limits"]
 
-        import numpy as np
-        import torch
+    def send(header: dict, blobs: list[bytes] = ()) -> None:
+        try:
+            _write_all(result_w, message(header, blobs))
+        except OSError:
+            os._exit(3)  # the grader is gone or stopped listening
 
-        # One thread: several items run side by side on small machines, and checks are tiny.
-        torch.set_num_threads(1)
-        torch.manual_seed(0)
-        np.random.seed(0)
-        random.seed(0)
+    output = BoundedOutput(limits["output_limit"])
+    sys.stdout = sys.stderr = output
+    sys.stdin = io.StringIO("")
 
-        chapter = importlib.import_module(chapter_module)
-        items = {i.name: i for i in chapter.ITEMS}
-        item = items[item_name]
+    import importlib
 
-        ns: dict = {"__name__": "__submission__", "__builtins__": builtins}
-        load_cells(ns, cells, set(skip), limits["cell_timeout"], output, send)
-        send(("loaded", None))
+    import numpy as np
+    import torch
 
+    from . import public
+
+    public.IN_GRADER = True
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    np.random.seed(0)
+    random.seed(0)
+    chapter = importlib.import_module(job["chapter_module"])
+    item = {i.name: i for i in chapter.ITEMS}[job["item"]]
+    every_forbidden = sorted({n for i in chapter.ITEMS for n in i.forbidden})
+    called: list[str] = []
+    with forbidden_guards(every_forbidden, called):
+        ns: dict = {"__name__": "__main__", "__builtins__": __builtins__}
+        load_cells(ns, job["cells"], set(job["skip"]), limits["cell_timeout"], output, send)
+        send({"ev": "loaded"})
         output.count = 0
-        FORBIDDEN_CALLS.clear()
-        send(("result", run_checks(item, ns, send)))
-    except BaseException as exc:  # our own failure: report it rather than die silently
-        send(("result", {"status": "grader_error", "reason": f"grader error: {describe(exc)}"}))
-    finally:
-        os._exit(0)  # skip atexit handlers and threads the submission may have left behind
+        called.clear()
+        try:
+            values = item.gather(Student(ns, call_timeout=limits["call_timeout"]))
+            blobs: list[bytes] = []
+            encoded = encode_value(values, blobs, limits["result_bytes"] // 2)
+        except BaseException as exc:
+            send({"ev": "collect_failed", "detail": describe(exc)})
+            os._exit(0)
+    send({"ev": "result", "values": encoded,
+          "forbidden": sorted({n for n in called if n in item.forbidden})}, blobs)
+    os._exit(0)  # skip atexit handlers and threads the submission may have left behind
