@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts.build_book import build
+from tests.book_build import built_book
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
@@ -17,12 +17,11 @@ pytestmark = pytest.mark.book
 
 @pytest.fixture(scope="module")
 def html(tmp_path_factory):
-    out = tmp_path_factory.mktemp("book")
-    proc = build(out)
-    log = proc.stdout + proc.stderr
-    warnings = [ln for ln in log.splitlines() if "WARNING" in ln or "ERROR" in ln]
-    assert proc.returncode == 0 and not warnings, "book build failed or warned:\n" + "\n".join(warnings or [log[-3000:]])
-    return out / "_build" / "html"
+    book = built_book(tmp_path_factory)
+    assert book.returncode == 0 and not book.warnings, (
+        "book build failed or warned:\n" + "\n".join(book.warnings or [book.log[-3000:]])
+    )
+    return book.html
 
 
 def chapters():
@@ -54,3 +53,54 @@ def test_citations_resolve_to_the_bibliography(html):
     text = (html / "notebooks/02_gradient_saliency.html").read_text()
     assert "Smilkov" in text and "SmoothGrad" in text
     assert not re.search(r"\?\?|Unknown citation", text)
+
+
+def test_course_map_shows_every_registered_method_linked_to_its_reference(html):
+    from course_lib.methods import METHODS
+
+    text = (html / "book/course_map.html").read_text()
+    for m in METHODS:
+        assert m.title in text, f"{m.name} is not on the course map"
+        assert f'href="api.html#course_lib.{m.name}"' in text, f"{m.name} is not linked to the API reference"
+
+
+def test_api_reference_documents_every_public_name_of_course_lib(html):
+    import course_lib
+
+    text = (html / "book/api.html").read_text()
+    missing = [n for n in course_lib.__all__ if f'id="course_lib.{n}"' not in text]
+    assert not missing, f"not in the API reference: {missing}"
+
+
+def test_api_reference_links_registered_methods_to_their_chapters(html):
+    from course_lib.methods import METHODS
+
+    text = (html / "book/api.html").read_text()
+    listed = set(chapters())
+    for m in METHODS:
+        entry = text[text.index(f'id="course_lib.{m.name}"'):]
+        entry = entry[:entry.index("</dl>")]
+        if f"notebooks/{m.chapter}" in listed:
+            assert f'href="../notebooks/{m.chapter}.html"' in entry, f"{m.name}: no link to {m.chapter}"
+
+
+def test_performance_page_shows_every_recorded_chapter_time(html):
+    from scripts.performance_page import chapter_times
+
+    text = (html / "book/performance.html").read_text()
+    listed = set(chapters())
+    for stem, seconds in chapter_times().items():
+        assert f"<td class=\"text-right\"><p>{seconds:.1f}</p></td>" in text, f"{stem}: {seconds} s not shown"
+        if f"notebooks/{stem}" in listed:
+            assert f'href="../notebooks/{stem}.html"' in text, f"{stem}: no link to the chapter"
+
+
+def test_every_chapter_runs_within_two_minutes_and_the_book_within_fifteen():
+    from scripts.performance_page import BOOK_BUDGET_S, CHAPTER_BUDGET_S, chapter_times
+
+    times = chapter_times()
+    for page in chapters():
+        stem = page.removeprefix("notebooks/")
+        assert stem in times, f"{stem} has no recorded time: run `make notebooks NB={stem}`"
+        assert times[stem] <= CHAPTER_BUDGET_S, f"{stem} runs {times[stem]} s, over {CHAPTER_BUDGET_S} s"
+    assert sum(times.values()) <= BOOK_BUDGET_S
