@@ -6,7 +6,7 @@ instead of silently missing from the map.
 
 Cost is counted in passes through the model *per input example*, as expressions in the
 method's own options at their defaults (``n_samples``, ``n_steps``, ...; ``H`` and ``W`` are
-the input's height and width): ``forward`` counts every forward pass, ``backward`` those that
+the input's height and width, ``K`` the number of channels of a CAM's layer): ``forward`` counts every forward pass, ``backward`` those that
 are also differentiated. ``tests/test_methods.py`` measures both on a tiny model and holds the
 expressions to the measurement.
 """
@@ -44,6 +44,27 @@ METHODS: tuple[Method, ...] = (
     Method("vargrad", "VarGrad",
            "Where does the gradient change most when the input is perturbed?",
            "02_gradient_saliency", forward="1 + n_samples", backward="n_samples"),
+    Method("grad_cam", "Grad-CAM",
+           "Where in the image is a layer's evidence for the class, at that layer's resolution?",
+           "04_class_activation_maps", forward="1", backward="1"),
+    Method("grad_cam_plus_plus", "Grad-CAM++",
+           "Where is the evidence for the class when several objects of it are in the image?",
+           "04_class_activation_maps", forward="1", backward="1"),
+    Method("hires_cam", "HiResCAM",
+           "Which positions of a layer, weighted by their own gradient, raise the class score?",
+           "04_class_activation_maps", forward="1", backward="1"),
+    Method("layer_cam", "LayerCAM",
+           "Where is the positive evidence for the class in a layer, also in early layers?",
+           "04_class_activation_maps", forward="1", backward="1"),
+    Method("score_cam", "Score-CAM",
+           "Which of a layer's activation maps, kept alone as a mask, keep the class score up?",
+           "04_class_activation_maps", forward="1 + K", backward="0", needs="forward passes only"),
+    Method("guided_backprop", "Guided Backprop",
+           "Which input edges and textures does the network's positive backward signal reach?",
+           "04_class_activation_maps", forward="1", backward="1"),
+    Method("guided_grad_cam", "Guided Grad-CAM",
+           "Which fine details inside the class's Grad-CAM region does the network respond to?",
+           "04_class_activation_maps", forward="2", backward="2"),
 )
 
 # Public names of the method families that are not methods themselves: building blocks and
@@ -82,6 +103,18 @@ GUIDE: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("Where is the model's sensitivity unstable?",
      ("vargrad", "smoothgrad_squared"),
      "Spread and magnitude of the gradient around the input, both unsigned."),
+    ("Where in the image does a CNN see the class?",
+     ("grad_cam",),
+     "One backward pass; coarse (the layer's resolution), class-specific, choose the layer with care."),
+    ("Where are all the objects of a class, not only the strongest?",
+     ("grad_cam_plus_plus", "layer_cam"),
+     "Weights kept per position spread the map over several instances."),
+    ("A class map without trusting gradients?",
+     ("score_cam",),
+     "Scores masked images instead: one forward pass per channel of the layer."),
+    ("Fine detail inside the class's region?",
+     ("guided_grad_cam",),
+     "Guided Backprop's edges, gated by Grad-CAM's class-specific region."),
 )
 
 

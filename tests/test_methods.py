@@ -14,6 +14,7 @@ pytestmark = pytest.mark.usefixtures("deterministic")
 
 # Options a method needs on the tests' tiny CNNs (conftest.make_model) beyond model and inputs.
 TINY_CNN_OPTIONS = {"layer": "2", "target_layer": "2"}
+TINY_CNN_LAYER_CHANNELS = 6  # K: the channels of layer "2" (a CAM's cost depends on them)
 SIZE = 8
 
 
@@ -91,7 +92,7 @@ def test_registered_cost_is_the_number_of_passes_measured(method, make_cnn, make
     finally:
         counter.handle.remove()
     defaults = {p.name: p.default for p in sig.parameters.values() if p.default is not inspect.Parameter.empty}
-    forward, backward = passes(method, {**defaults, **options, "H": SIZE, "W": SIZE})
+    forward, backward = passes(method, {**defaults, **options, "H": SIZE, "W": SIZE, "K": TINY_CNN_LAYER_CHANNELS})
     assert (counter.forward, counter.backward) == (forward, backward), (
         f"{method.name}: measured {counter.forward} forward and {counter.backward} backward rows per "
         f"example, the registry says {method.forward!r} = {forward:g} and {method.backward!r} = {backward:g}"
