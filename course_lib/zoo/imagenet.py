@@ -123,6 +123,49 @@ PHOTOS = {
     "grace_hopper": _grace_hopper,
 }
 
+# Where each photo comes from and on what terms, as its package documents it (scikit-image
+# 0.26: the docstring of skimage.data.<name>; matplotlib: the pull request that added the file).
+# The model cards page (scripts/model_cards.py) prints this table.
+PHOTO_CREDITS = {
+    "chelsea": {
+        "what": "Chelsea the cat",
+        "credit": "Stefan van der Walt",
+        "licence": "CC0, no copyright restrictions",
+        "documented_in": "docstring of `skimage.data.chelsea`",
+    },
+    "coffee": {
+        "what": "a coffee cup (courtesy of Pikolo Espresso Bar)",
+        "credit": "Rachel Michetti",
+        "licence": "CC0, no copyright restrictions",
+        "documented_in": "docstring of `skimage.data.coffee`",
+    },
+    "astronaut": {
+        "what": "the astronaut Eileen Collins",
+        "credit": "NASA (Great Images database)",
+        "licence": "public domain, no known copyright restrictions",
+        "documented_in": "docstring of `skimage.data.astronaut`",
+    },
+    "rocket": {
+        "what": "launch of DSCOVR on a Falcon 9",
+        "credit": "SpaceX",
+        "licence": "released into the public domain by SpaceX",
+        "documented_in": "docstring of `skimage.data.rocket`",
+    },
+    "motorcycle": {
+        "what": "left view of a rectified stereo pair, downsampled by 4",
+        "credit": "Middlebury 2014 stereo dataset (Scharstein et al., GCPR 2014)",
+        "licence": "not stated by scikit-image (its code is BSD-3-Clause); see "
+        "https://vision.middlebury.edu/stereo/data/scenes2014/",
+        "documented_in": "docstring of `skimage.data.stereo_motorcycle`",
+    },
+    "grace_hopper": {
+        "what": "portrait of Grace Murray Hopper",
+        "credit": "not named in matplotlib's sample data",
+        "licence": "public domain, as stated in the pull request that added it to matplotlib",
+        "documented_in": "https://github.com/matplotlib/matplotlib/pull/1599",
+    },
+}
+
 
 def load_photo(name: str) -> Image.Image:
     """One of the bundled RGB photos as a PIL image (names: ``PHOTOS``)."""
