@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 
 CHAPTERS = {
+    "01": "course_lib.grading.ch01",
     "02": "course_lib.grading.ch02",
 }
 

@@ -1,0 +1,206 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Exercises 01: Why interpret a network
+#
+# These exercises go with chapter 01. You choose a method for a question, write the
+# localisation score the course uses to check maps against the Shapes masks, work out what that
+# score gives by chance, and reason about the planted shortcut. Four items, 14 points:
+#
+# | item | what you do | points |
+# |---|---|---|
+# | 1 `choose_method` | pick the method that can answer each of four questions | 4 |
+# | 2 `mass_on_mask` | write the localisation score | 5 |
+# | 3 `chance_level` | predict, then measure, what a map that ignores the image scores | 2 |
+# | 4 `shortcut` | read the shortcut model's table and reason beyond it | 3 |
+#
+# **How you are graded.** Fill in the cells marked `# YOUR ANSWER`: replace each
+# `raise NotImplementedError` by your code and each `None` by your answer, and keep the names.
+# The grader runs every code cell of your notebook from the top, then checks each item, with a
+# time limit per item. It skips the *try it* cells (tagged `skip-grading`). Under each item, a
+# *check* cell runs that item's public checks here and prints what passes and why not; when you
+# hand in, the grader adds hidden checks (for the answers to questions, the check cell only
+# tells you whether your answer has the right form). Hand in the notebook, or the `.py` that
+# File > Download gives: both are graded the same way.
+
+# %%
+import sys
+
+if "google.colab" in sys.modules:  # Colab: install the course's package once per session
+    import subprocess
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q",
+         "course_lib @ git+https://github.com/interpreting-neural-networks/course@main"],
+        check=True,
+    )
+
+# %%
+import torch
+
+import course_lib as cl
+from course_lib.grading import public_checks
+from course_lib.zoo import shapes
+
+# %% [markdown]
+# ## 1. Which method answers the question? (4 points)
+#
+# The methods:
+#
+# - A. the vanilla gradient (chapter 02)
+# - B. Grad-CAM (chapter 04)
+# - C. KernelSHAP (chapter 05)
+# - D. TCAV (chapter 07)
+# - E. the attention weights of a transformer (chapter 10)
+#
+# For each question, the one method of the list that answers it (a letter):
+#
+# - `answer_credit`: a bank lets you query its credit model's score for any input, but gives
+#   you neither its code nor its gradients. Which of an applicant's 12 fields pushed *their*
+#   score down?
+# - `answer_markings`: across a dermatology CNN's whole test set, does its "melanoma" output
+#   rise with the human concept "surgical skin marking"? You have a folder of images with
+#   markings and one without.
+# - `answer_where`: for one photo, where is the evidence for "dog", at the resolution of the
+#   CNN's last convolutional layer (7 x 7), from one forward and one backward pass?
+# - `answer_sensitive`: which input value of one image would change the "dog" logit most, for
+#   an infinitesimally small change?
+
+# %% tags=["answer"]
+# YOUR ANSWER
+### BEGIN SOLUTION
+answer_credit = "C"  # outputs only, one decision, per-feature contributions
+answer_markings = "D"  # global, a human concept given by example images
+answer_where = "B"  # a map at a convolutional layer's resolution, one pass each way
+answer_sensitive = "A"  # a derivative is the answer to "infinitesimal change"
+### END SOLUTION
+
+# %% tags=["public-checks"]
+# Check your work: which public checks pass, and why not (hidden checks run when you hand in).
+public_checks("01", "choose_method")
+
+# %% [markdown]
+# ## 2. A localisation score (5 points)
+#
+# Shapes records the object's pixels, so a saliency map can be scored by how much of its mass
+# falls on the object. Write `mass_on_mask(maps, masks)`:
+#
+# - `maps`: N x H x W saliency maps (float, possibly signed); `masks`: N x H x W booleans, True
+#   on the object;
+# - returns a tensor of N numbers: for each example, the sum of |map| over the mask's pixels
+#   divided by the sum of |map| over all pixels;
+# - a map that is zero everywhere scores 0;
+# - maps and masks of different shapes raise a `ValueError`;
+# - the tensors passed in are left unchanged.
+
+# %% tags=["answer"]
+def mass_on_mask(maps, masks):
+    """Share of each map's |value| mass on its mask: N x H x W maps, N x H x W masks -> N."""
+    # YOUR ANSWER
+    ### BEGIN SOLUTION
+    if maps.shape != masks.shape:
+        raise ValueError(f"maps {tuple(maps.shape)} and masks {tuple(masks.shape)} differ in shape")
+    m = maps.abs().double()
+    total = m.sum(dim=(1, 2))
+    on = (m * masks.double()).sum(dim=(1, 2))
+    # Where total is 0 the map puts no mass anywhere: score 0 instead of 0 / 0.
+    return torch.where(total > 0, on / total.clamp_min(1e-300), torch.zeros_like(total))
+    ### END SOLUTION
+
+
+# %% tags=["public-checks"]
+# Check your work: which public checks pass, and why not (hidden checks run when you hand in).
+public_checks("01", "mass_on_mask")
+
+# %% tags=["skip-grading"]
+# Try it: score the vanilla gradient of the Shapes CNN on 16 test images.
+model = cl.load_model("shapes_cnn")
+batch = shapes.make_shapes(16, seed=900000)
+grad = cl.vanilla_gradient(model.model, model.preprocess(batch.images), reduce="max_abs")
+print("vanilla gradient, share of mass on the object:", mass_on_mask(grad, batch.masks).numpy().round(2))
+
+# %% [markdown]
+# ## 3. What does a map score by chance? (2 points)
+#
+# A score means little without its chance level. Take a "saliency map" of random noise that
+# does not depend on the image at all, and score it with `mass_on_mask` on many Shapes images.
+#
+# `answer_chance`: before measuring, predict its average score. (A letter.)
+#
+# - A. 0.5: a random map is as likely to be on the object as off it.
+# - B. About the fraction of the image's pixels that the object covers.
+# - C. About 0: random noise has no reason to fall on the object.
+# - D. About 1/6: there are six classes.
+#
+# `answer_area`: now measure the quantity your answer depends on: the mean, over the 500
+# images of `shapes.make_shapes(500, seed=0)`, of the fraction of pixels inside the object's
+# mask (`batch.masks`). Three decimals are enough. Then use the try-it cell to check your
+# prediction with an actual random map.
+
+# %% tags=["answer"]
+# YOUR ANSWER
+### BEGIN SOLUTION
+answer_chance = "B"
+answer_area = float(shapes.make_shapes(500, seed=0).masks.double().mean())
+### END SOLUTION
+
+# %% tags=["public-checks"]
+# Check your work: which public checks pass, and why not (hidden checks run when you hand in).
+public_checks("01", "chance_level")
+
+# %% tags=["skip-grading"]
+# Try it: random maps scored on the same 500 images.
+batch = shapes.make_shapes(500, seed=0)
+noise = torch.rand(batch.masks.shape, generator=torch.Generator().manual_seed(0))
+print("random maps, mean share on the object:", float(mass_on_mask(noise, batch.masks).mean()))
+
+# %% [markdown]
+# ## 4. The shortcut (3 points)
+#
+# Chapter 01's table shows the shortcut model, trained with the tag on 95 percent of circles
+# and on no other image.
+#
+# `answer_called_circle`: you stamp the tag on 200 test images of triangles, crosses and
+# squares. Using the table, about how many of them does the shortcut model call "circle"? (A
+# number.)
+#
+# `answer_balanced_tag`: suppose instead the training set had the tag on half of the images
+# of *every* class, circles included. (A letter.)
+#
+# - A. The model would learn the tag as evidence for "circle" more strongly than at 95 percent.
+# - B. The model would learn it, but more weakly.
+# - C. The tag would carry no information about the class, so a model has no reason to use it
+#   as evidence for any class.
+# - D. A CNN would learn it, a vision transformer would not.
+#
+# `answer_reveals`: the shortcut model scores 99.3 percent on a test set drawn like its training
+# set. Which test shows its flaw? (A letter.)
+#
+# - A. A larger test set drawn the same way, for a tighter confidence interval.
+# - B. Test images on which the tag no longer goes with the class: untagged circles, tagged
+#   other classes.
+# - C. The same test set at a higher resolution.
+# - D. Retraining the model with another seed and comparing the accuracies.
+
+# %% tags=["answer"]
+# YOUR ANSWER
+### BEGIN SOLUTION
+answer_called_circle = 138  # 69.0 percent of 200
+answer_balanced_tag = "C"
+answer_reveals = "B"
+### END SOLUTION
+
+# %% tags=["public-checks"]
+# Check your work: which public checks pass, and why not (hidden checks run when you hand in).
+public_checks("01", "shortcut")
