@@ -537,7 +537,8 @@ class Grader:
         if self.root:
             uid = gid = self.uid_base + slot
             os.chown(workdir, uid, gid)
-        return {"chapter_module": self.module.__name__, "item": item.name, "cells": cells,
+        answers = sorted({a for c in item.checks for a in c.answers}) if item.collect is None else []
+        return {"chapter_module": self.module.__name__, "item": item.name, "cells": cells, "answers": answers,
                 "skip": sorted(skip), "limits": self.limits.for_job(), "isolation": self.isolation,
                 "uid": uid, "gid": gid, "hide": self.hide, "workdir": str(workdir)}
 
