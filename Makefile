@@ -13,7 +13,7 @@ export TRANSFORMERS_OFFLINE := 1
 export PYTHONHASHSEED := 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help env book test unit nbval notebooks notebooks-all grade exercises lock clean
+.PHONY: help env book test unit nbval notebooks notebooks-all grade exercises lock clean book-check drift benchmarks book-time install-cells
 
 help:
 	@echo "make test       create .venv if missing, then run every check (about 5 minutes on a fresh clone)"
@@ -21,6 +21,11 @@ help:
 	@echo "make notebooks  re-execute the chapters whose source changed (ALL=1 for all)"
 	@echo "make grade CHAPTER=02 SUBMISSIONS=dir [OUT=grades.csv]   grade a folder of submissions"
 	@echo "make exercises  regenerate every exercise from its solution (solutions/NN_name.py)"
+	@echo "make book-check build the book and open every page in headless Chromium, offline"
+	@echo "make drift      fresh environment with the newest allowed packages; run every chapter and solution (needs the package index)"
+	@echo "make benchmarks run benchmarks/bench_*.py, writing benchmarks/results/ (BOOK=1: also re-execute the book)"
+	@echo "make book-time  whole-book execution time against the budgets (EXECUTE=1 to measure again)"
+	@echo "make install-cells  rewrite every notebook's Colab install cell from _config.yml"
 
 env: $(STAMP)
 
@@ -37,7 +42,8 @@ book: env
 # One pytest run: unit tests, grading, pairing, the book build, and nbval on every chapter.
 test: env
 	PYTHONPATH=. $(PY) -m pytest tests notebooks --nbval --nbval-current-env \
-	  --nbval-sanitize-with sanitize.cfg -p tests.plugins.nbval_figures --durations=15
+	  --nbval-sanitize-with sanitize.cfg -p tests.plugins.nbval_figures -p tests.plugins.browser_notice \
+	  --durations=15
 
 unit: env
 	$(PY) -m pytest tests -m "not book"
@@ -54,6 +60,22 @@ grade: env
 
 exercises: env
 	$(PY) scripts/make_exercises.py
+
+book-check: book
+	$(PY) scripts/check_book.py _build/html
+
+# Not part of `make test`: it needs the package index and installs a second environment.
+drift:
+	$(PYTHON_SYS) scripts/drift_check.py
+
+benchmarks: env
+	$(PY) scripts/run_benchmarks.py $(if $(BOOK),--book,)
+
+book-time: env
+	$(PY) benchmarks/bench_book.py $(if $(EXECUTE),--execute,)
+
+install-cells: env
+	$(PY) scripts/sync_install_cells.py --write
 
 lock: env
 	(echo "# Exact versions for CI and reproducible outputs (pip freeze of a working environment)."; \
