@@ -232,7 +232,7 @@ pd.DataFrame(cl.list_datasets(), columns=["name", "offline", "description"]).set
 # texture, so for those the texture *is* the class, while for the circle, the triangle and the
 # cross the texture is drawn at random and carries no information.
 
-# %% mystnb={"image": {"alt": "Twelve Shapes images in two rows, two for each of the six classes (circle, triangle, cross, plain square, striped square, dotted square): a coloured object on a cluttered background, its recorded mask outlined in cyan, titled with its class, texture and colour."}}
+# %% mystnb={"image": {"alt": "Twelve Shapes images in two rows, two for each of the six classes (circle, triangle, cross, plain square, striped square, dotted square): a coloured object on a cluttered background, its recorded mask outlined in cyan, each column titled with its class and each image labelled below with its texture and colour."}}
 from course_lib.zoo import shapes as shapes_data
 
 sample = shapes_data.make_shapes(60, seed=0)
@@ -328,6 +328,15 @@ pd.DataFrame(report).rename(index={
 # scope (local or global) and mechanism (gradients, perturbations, surrogates, concepts,
 # internal state). The course works with one offline ImageNet model, bundled photos, text
 # models, and its own dataset with known ground truth, Shapes.
+#
+# ## Exercises
+#
+# The exercises for this chapter are in
+# [`exercises/01_why_interpret.ipynb`](https://github.com/interpreting-neural-networks/course/blob/main/exercises/01_why_interpret.ipynb)
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/interpreting-neural-networks/course/blob/main/exercises/01_why_interpret.ipynb):
+# choose the method that can answer a question, write the localisation score the course uses
+# with the Shapes masks, predict and measure its chance level, and reason about the shortcut.
+# The book's "How to use" page says how to fill them in and hand them in.
 #
 # ## References
 #
