@@ -52,6 +52,7 @@ def _scale_values(got: Got) -> None:
 
 @check("leaves x as it was", hidden=True)
 def _scale_clean(got: Got) -> None:
+    got.ok("times3")  # a stub or a crash leaves x alone too: no point for that
     if not torch.equal(got.tensor("input", like=seeded(0), what="x after the call"), seeded(0)):
         raise Fail("changed x in place: return a new tensor")
 

@@ -146,9 +146,9 @@ def _statements(source: str) -> list[tuple[int, str]]:
             out.append((start, "\n".join(lines[start - 1:node.end_lineno])))
         return out
     out, start = [], None
-    continuation = ("else", "elif", "except", "finally", ")", "]", "}", "#", "@")
+    continuation = re.compile(r"(else|elif|except|finally)\b|[)\]}#@]")
     for k, line in enumerate(lines, 1):
-        opens = line[:1].strip() and not line.startswith(continuation)
+        opens = line[:1].strip() and not continuation.match(line)
         if opens and start is not None and not lines[k - 2].startswith("@"):
             out.append((start, "\n".join(lines[start - 1:k - 1])))
             start = None
@@ -159,15 +159,18 @@ def _statements(source: str) -> list[tuple[int, str]]:
     return out
 
 
-def skipped_sources(exercise: str) -> tuple[set[str], set[str], set[str]]:
-    """From the chapter's committed exercise: the sources of its skipped cells, the statements
-    (``ast.dump``) found only in them, and the statements of its other cells."""
-    path = REPO / "exercises" / f"{exercise}.py"
-    if not path.exists():
-        return set(), set(), set()
+def skipped_sources(module) -> tuple[set[str], set[str], set[str]]:
+    """From the chapter's exercise (its committed file, or ``module.SOLUTION``): the sources of
+    its skipped cells, the statements (``ast.dump``) found only in them, and the others'."""
     import jupytext
 
-    nb = jupytext.read(path)
+    path = REPO / "exercises" / f"{module.EXERCISE}.py"
+    if hasattr(module, "SOLUTION"):
+        nb = jupytext.reads(module.SOLUTION, fmt="py:percent")
+    elif path.exists():
+        nb = jupytext.read(path)
+    else:
+        return set(), set(), set()
     skipped, skip_stmts, other_stmts = set(), set(), set()
     for cell in nb.cells:
         if cell.cell_type != "code":
@@ -185,7 +188,7 @@ def skipped_sources(exercise: str) -> tuple[set[str], set[str], set[str]]:
     return skipped, skip_stmts - other_stmts, other_stmts
 
 
-def read_cells(path: Path, exercise: str | None = None) -> list[tuple[str, str]]:
+def read_cells(path: Path, module=None) -> list[tuple[str, str]]:
     """The code to run, as (label, source): notebook or jupytext cells, or a plain script's
     statements. IPython magics and ``!`` lines are commented out; cells tagged
     ``skip-grading``/``public-checks`` are left out, and so are untagged cells (or, in a plain
@@ -196,7 +199,7 @@ def read_cells(path: Path, exercise: str | None = None) -> list[tuple[str, str]]
     path = Path(path)
     if path.stat().st_size > MAX_SUBMISSION_BYTES:
         raise ValueError(f"the file is larger than {MAX_SUBMISSION_BYTES >> 20} MB")
-    skipped, skip_stmts, _ = skipped_sources(exercise) if exercise else (set(), set(), set())
+    skipped, skip_stmts, _ = skipped_sources(module) if module is not None else (set(), set(), set())
     text = path.read_text(encoding="utf-8", errors="replace")
     if path.suffix == ".ipynb":
         nb = nbformat.reads(text, as_version=4)
@@ -560,7 +563,7 @@ class Grader:
         cells, problem = None, sub.problem
         if sub.path is not None:
             try:
-                cells = read_cells(sub.path, self.module.EXERCISE)
+                cells = read_cells(sub.path, self.module)
             except Exception as exc:  # invalid JSON, unreadable or huge file
                 problem = f"could not read {sub.path.name}: {type(exc).__name__}: {excerpt(str(exc), 150)}"
         if cells is None:
