@@ -507,9 +507,23 @@ def test_smoothgrad_noise_scale_bug_loses_only_the_noise_checks():
     assert lost and all(("noise" in n or "range" in n) and "target" not in n for n in lost), lost
 
 
-def test_smoothgrad_sample_count_bug_loses_only_the_checks_on_the_average():
+def test_smoothgrad_sample_count_bug_loses_only_the_averaging_check():
     wrong = _smoothgrad_verdicts("noise_level * (flat.amax(dim=1) - flat.amin(dim=1))", "(n_samples + 1)")
-    lost = {name for name, p in wrong.items() if p == 0}
-    # the averaging check, and at most the plain-gradient one (one sample: divided by 2)
-    assert any("averag" in n for n in lost), lost
-    assert all("averag" in n or "plain gradient" in n for n in lost), lost
+    lost = [name for name, p in wrong.items() if p == 0]
+    assert len(lost) == 1 and "averag" in lost[0], lost
+
+
+def test_smoothgrad_target_of_each_noisy_copy_loses_only_the_target_check():
+    import course_lib.grading.ch02 as ch02
+
+    per_copy = SMOOTHGRAD.replace("SIGMA", "noise_level * (flat.amax(dim=1) - flat.amin(dim=1))").replace(
+        "DIVISOR", "n_samples").replace(
+        "score = model(noisy).gather(1, target.view(n, 1)).sum()",
+        "out = model(noisy)\n        t = out.argmax(dim=1) if given is None else target\n"
+        "        score = out.gather(1, t.view(n, 1)).sum()").replace(
+        "    x = inputs.detach()", "    given = target\n    x = inputs.detach()")
+    ns = {"torch": torch}
+    exec(per_copy, ns)
+    rows = public_checks("02", ch02.SMOOTHGRAD.name, ns, hidden=True, quiet=True)
+    lost = [name for name, p, m, _ in rows if p == 0]
+    assert len(lost) == 1 and "target" in lost[0], lost

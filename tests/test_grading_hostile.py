@@ -480,3 +480,97 @@ def test_the_run_reports_its_protections(graded):
     active = " ".join(extra["rows"].protections)
     for words in ("PID namespace", "no network", "unprivileged user", "memory", "hidden"):
         assert words in active, words
+
+
+# --- with fewer protections --------------------------------------------------------------
+
+
+def _write_students(folder: Path, names: list[str], listener_port: int) -> None:
+    where = dict(solution=str(SOLUTION), submissions=str(folder), other=str(folder / "honest.ipynb"),
+                 marker=str(MARKER_DIR / "x"), secret=SECRET, port=listener_port,
+                 repo_file=str(ROOT / "course_lib" / "grading" / f"planted-{TOKEN}.py"))
+    for name in names:
+        if name in ATTACKS:
+            nb = student({"scale": ATTACKS[name]})
+        elif name in SNOOPS:
+            nb = student({"answer_half": SNOOP.replace("ATTACK", SNOOPS[name].format(**where))})
+        else:
+            nb = student()
+        nbformat.write(nb, folder / f"{name}.ipynb")
+        os.chmod(folder / f"{name}.ipynb", 0o644)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_without_namespaces_children_are_still_killed_and_verdicts_hold(tmp_path, listener):
+    """The fallback for systems without Linux namespaces: a subreaper hunts the job's processes."""
+    _write_students(tmp_path, ["honest", "escapes", "forges_result", "fd_flood", "stalls"],
+                    listener.getsockname()[1])
+    rows = grade_folder(CHAPTER, tmp_path, None, timeout=TIMEOUT, output_limit=20_000, jobs=2,
+                        isolation="none")
+    by: dict = {}
+    for r in rows:
+        by.setdefault(r.student, {})[r.item] = r
+    assert points(by, "honest") == points(by, "escapes") == FULL
+    assert points(by, "forges_result") == points(by, "fd_flood") == points(by, "stalls") == {**FULL, "scale": 0}
+    assert (by["fd_flood"]["scale"].status, by["stalls"]["scale"].status) == ("output_flood", "timeout")
+    assert "a PID namespace (setsid escapees die with the job)" in rows.missing
+    time.sleep(0.5)
+    assert _survivors() == []
+
+
+NOBODY = 65534
+
+
+def _as_nobody():
+    """In the child before exec: a private mount table exposing the Python under /root, then
+    the user nobody (what an ordinary user runs the grader as)."""
+    import ctypes
+
+    from course_lib.grading import sandbox
+
+    sandbox._call("unshare", ctypes.c_int(sandbox.CLONE_NEWNS))
+    sandbox.mount(None, "/", None, sandbox.MS_REC | sandbox.MS_PRIVATE)
+    sandbox._expose_python(NOBODY)
+    os.setgroups([])
+    os.setresgid(NOBODY, NOBODY, NOBODY)
+    os.setresuid(NOBODY, NOBODY, NOBODY)
+
+
+@ROOT_ONLY
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_an_ordinary_user_gets_user_namespaces_and_the_same_verdicts(listener):
+    """Not root: the grader runs the students in user namespaces (where the system allows)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="grading-nobody-"))
+    try:
+        os.chmod(work, 0o777)
+        subs = work / "subs"
+        subs.mkdir(mode=0o755)
+        names = ["honest", "escapes", "reads_solution", "reaches_network", "sees_secret", "fd_flood"]
+        _write_students(subs, names, listener.getsockname()[1])
+        run = subprocess.run(
+            [sys.executable, "-m", "course_lib.grading", CHAPTER, str(subs), "--out",
+             str(work / "grades.csv"), "--timeout", str(TIMEOUT), "--output-limit", "20000"],
+            preexec_fn=_as_nobody, cwd=work, capture_output=True, text=True, timeout=280,
+            env={"PATH": os.defpath, "HOME": str(work), "PYTHONPATH": str(ROOT),
+                 "GRADING_TEST_SECRET": SECRET})
+        assert run.returncode == 0, run.stderr[-2000:]
+        with open(work / "grades.csv", newline="") as fh:
+            got = {(r["student"], r["item"]): float(r["points"]) for r in csv.DictReader(fh)}
+        user_namespaces = "a user namespace" in run.stdout.split("protections NOT active")[0]
+        for name in names:
+            want = {**FULL, "scale": 0} if name == "fd_flood" else FULL
+            if not user_namespaces and name in ("reads_solution", "reaches_network"):
+                continue  # without namespaces an ordinary user can read what the grader can
+            assert {i: got[name, i] for i in FULL} == want, (name, run.stdout)
+        time.sleep(0.5)
+        assert _survivors() == []
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)

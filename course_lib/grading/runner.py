@@ -37,6 +37,7 @@ COLUMNS = ("student", "item", "points", "max_points", "status", "reason")
 TOTAL = "TOTAL"
 MAX_SUBMISSION_BYTES = 20 << 20
 REPO = Path(__file__).resolve().parents[2]
+REPO_SOLUTIONS = str((REPO / "solutions").resolve())
 
 
 @dataclass
@@ -537,7 +538,7 @@ class Grader:
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(mode=0o700)
         uid = gid = None
-        if self.root:
+        if self.root and self.isolation != "userns":
             uid = gid = self.uid_base + slot
             os.chown(workdir, uid, gid)
         answers = sorted({a for c in item.checks for a in c.answers}) if item.collect is None else []
@@ -626,7 +627,7 @@ class Grader:
             elif key not in ("capabilities dropped",) or "user" in namespaces:
                 missing.append(text)
         hidden = set.intersection(*(set(s.get("hidden paths") or []) for s in setups))
-        if hidden:
+        if REPO_SOLUTIONS in hidden:
             active.append("hidden (empty mounts over them): " + ", ".join(sorted(hidden)))
         else:
             missing.append("hiding the solutions and other submissions (they are readable)")

@@ -328,6 +328,8 @@ def _lock_filesystem(hide: list[str], tmp_size: int, uid: int | None, gid: int |
                 mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=000")
             elif os.path.exists(path):
                 mount("/dev/null", path, None, MS_BIND)
+            else:
+                continue
             hidden.append(path)
         except OSError:
             pass
@@ -402,6 +404,7 @@ def _lock_in(job: dict, namespaces: list[str], result_w: int, output_w: int, set
         pass
     limits = job["limits"]
     uid, gid = job.get("uid"), job.get("gid")
+    tasks_before = _tasks_of(os.getuid()) if uid is None else 0  # before /proc shows only the job
     if "mount" in namespaces:
         report.update(_lock_filesystem(job["hide"], limits["tmp_size"], uid, gid))
         workdir = "/tmp"
@@ -423,18 +426,35 @@ def _lock_in(job: dict, namespaces: list[str], result_w: int, output_w: int, set
         report["no new privileges"] = True
     except OSError:
         report["no new privileges"] = False
-    if uid is not None or "user" in namespaces:
-        try:
-            resource.setrlimit(resource.RLIMIT_NPROC, (limits["processes"], limits["processes"]))
-            report["processes"] = True
-        except (ValueError, OSError):
-            report["processes"] = False
+    # The process limit counts every task of the user: with a user of its own, only the job's;
+    # otherwise (not root) the grader's too, so they are added.
+    cap = limits["processes"] + (0 if uid is not None else tasks_before)
+    try:
+        resource.setrlimit(resource.RLIMIT_NPROC, (cap, cap))
+        report["processes"] = uid is not None or "pid" in namespaces
+    except (ValueError, OSError):
+        report["processes"] = False
     _clear_environment(workdir)
     report["cleared environment"] = True
     os.chdir(workdir)
     _write_all(setup_w, json.dumps(report).encode())
     os.close(setup_w)
     return workdir
+
+
+def _tasks_of(uid: int) -> int:
+    """Threads and processes running as ``uid`` (what RLIMIT_NPROC counts)."""
+    count = 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/status") as fh:
+                    status = fh.read()
+                if int(status.split("Uid:")[1].split()[0]) == uid:
+                    count += int(status.split("Threads:")[1].split()[0])
+            except (OSError, IndexError, ValueError):
+                continue
+    return count
 
 
 def _drop_capabilities() -> bool:
