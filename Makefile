@@ -43,7 +43,7 @@ book: env
 test: env
 	PYTHONPATH=. $(PY) -m pytest tests notebooks --nbval --nbval-current-env \
 	  --nbval-sanitize-with sanitize.cfg -p tests.plugins.nbval_figures -p tests.plugins.browser_notice \
-	  --durations=15
+	  --durations=15 $(PYTEST_ARGS)
 
 unit: env
 	$(PY) -m pytest tests -m "not book"

@@ -86,6 +86,8 @@ def run_notebooks(paths: list[Path]) -> list[dict]:
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
     kernel = KernelSpecManager().get_kernel_spec("python3").argv[0]
+    # jupyter_client runs a spec's bare "python" as this interpreter, the drift environment's.
+    kernel = kernel if os.path.isabs(kernel) else sys.executable
     results = []
     for path in paths:
         nb = jupytext.read(path)

@@ -41,9 +41,11 @@ OTHER_PARTS = {
 }
 
 
-def public_names(part: str) -> list[str]:
-    """Dotted names of the public objects of a part of course_lib, as chapters call them."""
-    import course_lib
+PAGE_ORDER = ("attribution", "cam", "perturbation", "attention", *OTHER_PARTS)
+
+
+def _names_in(part: str) -> tuple[str, list[str]]:
+    """(module, public names) of a part: its __all__, or its public functions and classes."""
     from course_lib.methods import FAMILIES
 
     module_name = f"course_lib.{part}" if part in FAMILIES else OTHER_PARTS[part]
@@ -53,8 +55,23 @@ def public_names(part: str) -> list[str]:
         if not n.startswith("_") and (inspect.isfunction(obj) or inspect.isclass(obj))
         and obj.__module__ == module_name
     ]
+    return module_name, list(names)
+
+
+def public_names(part: str) -> list[str]:
+    """Dotted names of the public objects of a part of course_lib, as chapters call them.
+
+    A name two parts export is documented once, in the first part of ``PAGE_ORDER``.
+    """
+    import course_lib
+
+    earlier = set()
+    for other in PAGE_ORDER[:PAGE_ORDER.index(part)]:
+        earlier.update(_names_in(other)[1])
+    module_name, names = _names_in(part)
     # Names course_lib re-exports are documented as course_lib.<name>, the way chapters call them.
-    return [f"course_lib.{n}" if n in course_lib.__all__ else f"{module_name}.{n}" for n in names]
+    return [f"course_lib.{n}" if n in course_lib.__all__ else f"{module_name}.{n}"
+            for n in names if n not in earlier]
 
 
 def api_rst(part: str) -> str:
