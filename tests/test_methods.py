@@ -107,3 +107,12 @@ def test_pass_counter_counts_a_gradient_pass(make_cnn, make_batch):
     course_lib.vanilla_gradient(model, x, 0)
     counter.handle.remove()
     assert (counter.forward, counter.backward) == (4, 2)
+
+
+def test_course_map_has_one_row_per_registered_method_and_renders_every_cost():
+    from scripts import course_map
+
+    rows = course_map.map_markdown().splitlines()[2:]
+    assert len(rows) == len(METHODS)
+    for m, line in zip(sorted(METHODS, key=lambda m: m.chapter), rows):
+        assert f"course_lib.{m.name}`" in line and f"{m.forward} forward" in line
