@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SOLUTION = ROOT / "solutions" / "02_gradient_saliency.py"  # a real solution file (hidden from students)
 CHAPTER = "course_lib.grading.example"
 FULL = {item.name: item.max_points for item in example.ITEMS}
+pytestmark = pytest.mark.timeout(600)  # the batch is graded once, in the first test that needs it
 TIMEOUT = 4  # seconds per item: short, so the hanging student costs little
 
 _spec = importlib.util.spec_from_file_location("make_exercises", ROOT / "scripts" / "make_exercises.py")
@@ -270,6 +271,7 @@ def test_every_student_gets_a_feedback_file_with_items_points_and_reasons(graded
     assert "Total: 3 / 6" in text and "scale: 2 / 4" in text and "in place" in text
 
 
+@pytest.mark.slow
 def test_the_command_line_grades_a_folder(tmp_path):
     """The documented command, in a fresh process."""
     (tmp_path / "subs" / "dana").mkdir(parents=True)

@@ -27,6 +27,7 @@ from course_lib.grading.runner import TOTAL, grade_folder
 from tests.test_grading import CHAPTER, ROOT, SOLUTION, student
 
 FULL = {item.name: item.max_points for item in ITEMS}
+pytestmark = pytest.mark.timeout(600)  # the batch is graded once, in the first test that needs it
 TIMEOUT = 4
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: hidden files, no network and "
                                                           "another user are root-only protections")

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,12 +133,19 @@ def _normal(source: str) -> str:
     return "\n".join(line.rstrip() for line in source.strip().splitlines())
 
 
+def _parse(source: str) -> ast.Module:
+    """ast.parse without the warnings a student's text may trigger (e.g. invalid escapes)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ast.parse(source)
+
+
 def _statements(source: str) -> list[tuple[int, str]]:
     """A plain script as (first line, source) chunks: each top-level statement, or, when the
     script does not parse, chunks split where a line starts at column 0 with code."""
     lines = source.splitlines()
     try:
-        tree = ast.parse(source)
+        tree = _parse(source)
     except (SyntaxError, ValueError):
         tree = None
     if tree is not None:
@@ -178,7 +186,7 @@ def skipped_sources(module) -> tuple[set[str], set[str], set[str]]:
             continue
         source = _uncomment_magics(cell.source)
         try:
-            dumps = {ast.dump(n) for n in ast.parse(source).body}
+            dumps = {ast.dump(n) for n in _parse(source).body}
         except SyntaxError:
             dumps = set()
         if set(SKIP_TAGS) & set(cell.metadata.get("tags", [])):
@@ -210,7 +218,7 @@ def read_cells(path: Path, module=None) -> list[tuple[str, str]]:
         cells = []
         for line, source in _statements(_uncomment_magics(text)):
             try:
-                dump = ast.dump(ast.parse(source).body[0])
+                dump = ast.dump(_parse(source).body[0])
             except (SyntaxError, IndexError, ValueError):
                 dump = None
             if dump is not None and dump in skip_stmts and not source.lstrip().startswith(("import", "from")):

@@ -208,21 +208,27 @@ def _wait(pid: int, control_r: int, setup_r: int, in_pid_namespace: bool) -> dic
     return out
 
 
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
+def _children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (from /proc/PID/task/*/children; empty when it is gone)."""
+    out = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for task in tasks:
         try:
-            with open(f"/proc/{name}/stat", "rb") as fh:
-                stat = fh.read()
+            with open(f"/proc/{pid}/task/{task}/children") as fh:
+                out += [int(c) for c in fh.read().split()]
         except OSError:
             continue
-        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
-        children.setdefault(ppid, []).append(int(name))
+    return out
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process below ``root``."""
     out, todo = [], [root]
     while todo:
-        for child in children.get(todo.pop(), []):
+        for child in _children(todo.pop()):
             out.append(child)
             todo.append(child)
     return out
@@ -529,6 +535,13 @@ def load_cells(ns: dict, cells: list, skip: set, cell_timeout: float, output: Bo
             send({"ev": "problem", "label": label, "status": "error", "detail": describe(caught)})
 
 
+class _NoIPython:
+    """``get_ipython()`` in a script exported from Jupyter: magics and shell lines do nothing."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
 def student_process(job: dict, namespaces: list[str], result_w: int, output_w: int, setup_w: int) -> None:
     """Body of the student's process: lock in, load the cells, collect the item, send it."""
     try:
@@ -567,7 +580,7 @@ def student_process(job: dict, namespaces: list[str], result_w: int, output_w: i
     every_forbidden = sorted({n for i in chapter.ITEMS for n in i.forbidden})
     called: list[str] = []
     with forbidden_guards(every_forbidden, called):
-        ns: dict = {"__name__": "__main__", "__builtins__": __builtins__}
+        ns: dict = {"__name__": "__main__", "__builtins__": __builtins__, "get_ipython": _NoIPython}
         load_cells(ns, job["cells"], set(job["skip"]), limits["cell_timeout"], output, send)
         send({"ev": "loaded"})
         output.count = 0

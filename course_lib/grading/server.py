@@ -40,20 +40,11 @@ def _reap(supervisors: set[int]) -> None:
         if pid == 0:
             break
         supervisors.discard(pid)
-    for pid in set(sandbox._descendants(os.getpid())) - supervisors:
-        if pid in supervisors:
-            continue
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as fh:
-                stat = fh.read()
-            ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
-        except (OSError, ValueError):
-            continue
-        if ppid == os.getpid():  # a direct child that is no supervisor of ours
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+    for pid in set(sandbox._children(os.getpid())) - supervisors:
+        try:  # a direct child that is no supervisor of ours: an orphan we adopted
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def serve(sock: socket.socket) -> None:
