@@ -9,6 +9,10 @@ Directives (used in book/course_map.md, book/performance.md, book/api.md):
 - ``course-api FAMILY``: autodoc entries for a part of course_lib, each with the chapter
   that teaches it.
 
+It also serves the "Open in Colab" badge that chapters show (the usual image from
+colab.research.google.com, which works in Jupyter, Colab and on GitHub) from the book's own
+copy, book/_static/open-in-colab.svg, so that a published page requests nothing from outside.
+
 Generating at build time means none of these pages can go stale.
 
 course_lib's docstrings are plain text with ``literal`` spans, written to be read in the code:
@@ -162,8 +166,24 @@ def plain_docstring(app, what, name, obj, options, lines) -> None:
         lines[i] = "".join(p if p.startswith("``") else _escape(p) for p in _LITERAL.split(line))
 
 
+COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
+LOCAL_BADGE = "/book/_static/open-in-colab.svg"  # relative to the book's root
+
+
+def local_badges(app, doctree) -> None:
+    """Point every Colab badge image at the book's copy before Sphinx collects the images."""
+    from docutils import nodes
+
+    for image in doctree.findall(nodes.image):
+        if image.get("uri") == COLAB_BADGE:
+            image["uri"] = LOCAL_BADGE
+            image["candidates"] = {}
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", plain_docstring)
+    # Before Sphinx's image collector (priority 500), so the badge is copied like any image.
+    app.connect("doctree-read", local_badges, priority=400)
     app.add_directive("course-map", CourseMap)
     app.add_directive("course-guide", CourseGuide)
     app.add_directive("chapter-timings", ChapterTimings)
