@@ -775,8 +775,8 @@ except ValueError as err:
 # [`exercises/10_attention_in_bert.ipynb`](https://github.com/interpreting-neural-networks/course/blob/main/exercises/10_attention_in_bert.ipynb)
 # [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/interpreting-neural-networks/course/blob/main/exercises/10_attention_in_bert.ipynb):
 # compute one head's attention from its queries and keys, find a head from its statistics,
-# and predict what an average or an altered attention does. The book's "How to use" page says
-# how to fill them in and hand them in.
+# predict what an average over heads shows, and reason about a bug, a causal model and a
+# permuted sink. The book's "How to use" page says how to fill them in and hand them in.
 #
 # ## References
 #
