@@ -29,6 +29,7 @@ from tests.test_grading import CHAPTER, ROOT, SOLUTION, student
 FULL = {item.name: item.max_points for item in ITEMS}
 pytestmark = pytest.mark.timeout(600)  # the batch is graded once, in the first test that needs it
 TIMEOUT = 4
+JOB_MEMORY = 384 << 20  # the memory a job's processes may add together (a cgroup, as root)
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: hidden files, no network and "
                                                           "another user are root-only protections")
 TOKEN = uuid.uuid4().hex[:12]  # marks files and processes the attacks create
@@ -172,6 +173,29 @@ def scale(x, factor):
     big.fill_(1.0)
     return big[:6].view(2, 3)
 """,
+    # Two processes asking for 300 MB each (each under the address-space limit), more than
+    # the job's memory (JOB_MEMORY) together: the job's memory cgroup stops one. The answers
+    # are right only if one was stopped.
+    "memory_across_processes": """
+def scale(x, factor):
+    import os
+    if not hasattr(scale, "granted"):
+        pids = []
+        for _ in range(2):
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    block = b"\\x01" * (300 << 20)  # written, so really in memory
+                    os._exit(0 if len(block) else 1)
+                except BaseException:
+                    os._exit(1)
+            pids.append(pid)
+        scale.granted = all(os.waitpid(p, 0)[1] == 0 for p in pids)
+    granted = scale.granted
+    if factor < 0:
+        raise ValueError(factor)
+    return torch.zeros_like(x) if granted else x * factor
+""",
     "fork_bomb": """
 def scale(x, factor):
     import os
@@ -303,7 +327,8 @@ def graded(tmp_path_factory, listener):
     out = subs.parent / "hostile.csv"
     start = time.monotonic()
     try:
-        rows = grade_folder(CHAPTER, subs, out, timeout=TIMEOUT, output_limit=20_000, jobs=2)
+        rows = grade_folder(CHAPTER, subs, out, timeout=TIMEOUT, output_limit=20_000, jobs=2,
+                            job_memory=JOB_MEMORY)
     finally:
         del os.environ["GRADING_TEST_SECRET"]
     seconds = time.monotonic() - start
@@ -406,6 +431,12 @@ def test_eight_gigabytes_are_refused_and_cost_one_item(graded):
     assert points(by, "memory_bomb") == {**FULL, "scale": 0}
 
 
+@ROOT_ONLY
+def test_memory_is_bounded_for_all_the_jobs_processes_together(graded):
+    by, *_ = graded
+    assert points(by, "memory_across_processes") == FULL
+
+
 def test_a_fork_bomb_costs_one_item(graded):
     by, *_ = graded
     assert points(by, "fork_bomb") == {**FULL, "scale": 0}
@@ -479,7 +510,7 @@ def test_there_is_no_network(graded):
 def test_the_run_reports_its_protections(graded):
     _, _, extra = graded
     active = " ".join(extra["rows"].protections)
-    for words in ("PID namespace", "no network", "unprivileged user", "memory", "hidden"):
+    for words in ("PID namespace", "no network", "unprivileged user", "memory", "hidden", "cgroup"):
         assert words in active, words
 
 

@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="characters a submission may print per cell or call (default 100000)")
     parser.add_argument("--memory", type=_size, default=5 << 30,
                         help="address space per process, e.g. 5G (default; torch alone takes 3.6G)")
+    parser.add_argument("--job-memory", type=_size, default=2 << 30,
+                        help="memory all the processes of one item may add together, e.g. 2G "
+                             "(default; a cgroup, when run as root)")
     parser.add_argument("--jobs", type=int, default=None, help="items graded at once (default: CPUs)")
     parser.add_argument("--hide", action="append", default=[],
                         help="another path the students' code must not see (repeatable)")
@@ -66,10 +69,18 @@ def main(argv: list[str] | None = None) -> int:
         note = f"  ({', '.join(problems)})" if problems else ""
         print(f"{total.student[:40]:<24} {total.points:g} / {total.max_points:g}{note}", flush=True)
 
+    if sys.platform.startswith("linux"):
+        try:  # students' code running as this user (no root, no namespaces) cannot trace or read us
+            from .sandbox import PR_SET_DUMPABLE, prctl
+
+            prctl(PR_SET_DUMPABLE, 0)
+        except OSError:
+            pass
     start = time.monotonic()
     try:
         rows = grade_folder(args.chapter, args.submissions, args.out, timeout=args.timeout,
-                            output_limit=args.output_limit, memory=args.memory, jobs=args.jobs,
+                            output_limit=args.output_limit, memory=args.memory,
+                            job_memory=args.job_memory, jobs=args.jobs,
                             feedback=None if args.feedback == "none" else args.feedback,
                             hide=args.hide, progress=progress)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:

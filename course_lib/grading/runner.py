@@ -246,6 +246,7 @@ class Limits:
 
     timeout: float = 30.0  # seconds to load the cells, and again to collect
     memory: int = 5 << 30  # bytes of address space (torch and course_lib take about 3.6 GB)
+    job_memory: int = 2 << 30  # bytes the job's processes may add together (a cgroup, as root)
     processes: int = 32
     output_limit: int = 100_000  # characters printed per cell or call; bytes written to fd 1/2
     file_size: int = 64 << 20
@@ -259,6 +260,52 @@ class Limits:
                 "file_size": self.file_size, "tmp_size": self.tmp_size,
                 "open_files": self.open_files, "result_bytes": self.result_bytes,
                 "cell_timeout": self.timeout / 2, "call_timeout": self.timeout / 3}
+
+
+class Cgroups:
+    """A memory and a pids cgroup per job slot under the grader's own (cgroup v1, as root):
+    they bound the memory and the processes of everything a job starts, together."""
+
+    def __init__(self, slots: int, memory: int, processes: int) -> None:
+        self.dirs: dict[int, list[Path]] = {slot: [] for slot in range(slots)}
+        settings = {"memory": {"memory.limit_in_bytes": memory, "memory.memsw.limit_in_bytes": memory},
+                    "pids": {"pids.max": processes}}
+        if os.geteuid() != 0:
+            return
+        try:
+            own = {}
+            for line in Path("/proc/self/cgroup").read_text().splitlines():
+                _, controllers, path = line.split(":", 2)
+                for c in controllers.split(","):
+                    own[c] = path
+        except (OSError, ValueError):
+            return
+        for controller, values in settings.items():
+            base = Path("/sys/fs/cgroup", controller) / own.get(controller, "/").lstrip("/")
+            if controller not in own or not (base / "cgroup.procs").exists():
+                continue
+            for slot in range(slots):
+                d = base / f"grading-{os.getpid()}-slot{slot}"
+                try:
+                    d.mkdir(exist_ok=True)
+                    for name, value in values.items():
+                        if (d / name).exists():
+                            (d / name).write_text(str(value))
+                    self.dirs[slot].append(d)
+                except OSError:
+                    continue
+
+    def procs(self, slot: int) -> list[str]:
+        """The cgroup.procs files a job's process writes itself into."""
+        return [str(d / "cgroup.procs") for d in self.dirs[slot]]
+
+    def close(self) -> None:
+        for dirs in self.dirs.values():
+            for d in dirs:
+                try:
+                    d.rmdir()
+                except OSError:
+                    pass
 
 
 class Server:
@@ -475,6 +522,8 @@ def run_job(server: Server, job: dict, limits: Limits) -> Outcome:
                else f"exit code {status.get('exit_code', '?')}")
         if status.get("signal") == 24:
             how += ", out of CPU time"
+        elif status.get("signal") == 9:
+            how += ", killed: out of memory?"
         if out.phase == "load" and cell is not None:
             out.problems.append((cell, "crashed", f"ended the process ({how})"))
         out.status = "crashed"
@@ -539,6 +588,7 @@ class Grader:
         for slot in range(jobs):
             self.slots.put(slot)
         self.setups: list[dict] = []
+        self.cgroups = Cgroups(jobs, limits.job_memory, limits.processes) if isolation == "root" else None
         self.server = Server(module, workroot)
 
     def job(self, item, cells, skip: set[str], slot: int) -> dict:
@@ -552,7 +602,8 @@ class Grader:
         answers = sorted({a for c in item.checks for a in c.answers}) if item.collect is None else []
         return {"chapter_module": self.module.__name__, "item": item.name, "cells": cells, "answers": answers,
                 "skip": sorted(skip), "limits": self.limits.for_job(), "isolation": self.isolation,
-                "uid": uid, "gid": gid, "hide": self.hide, "workdir": str(workdir)}
+                "uid": uid, "gid": gid, "hide": self.hide, "workdir": str(workdir),
+                "cgroups": self.cgroups.procs(slot) if self.cgroups else []}
 
     def run(self, item, cells, skip: set[str]) -> Outcome:
         slot = self.slots.get()
@@ -620,7 +671,9 @@ class Grader:
                  "read-only filesystem": "every existing mount read-only",
                  "fresh /tmp": f"an empty working folder (/tmp, {lim.tmp_size >> 20} MiB) of its own",
                  "own /proc": "its own /proc (no other processes visible)",
-                 "capabilities dropped": "no capabilities in its user namespace"}
+                 "capabilities dropped": "no capabilities in its user namespace",
+                 "cgroups": f"a memory cgroup ({lim.job_memory / 2**30:g} GiB for all the job's "
+                            f"processes together) and a pids cgroup"}
         setups = self.setups
         if not setups:
             return active, ["(no job ran)"]
@@ -632,7 +685,7 @@ class Grader:
         for key, text in names.items():
             if all(s.get(key) for s in setups):
                 active.append(text)
-            elif key not in ("capabilities dropped",) or "user" in namespaces:
+            elif key != "capabilities dropped" or "user" in namespaces:
                 missing.append(text)
         hidden = set.intersection(*(set(s.get("hidden paths") or []) for s in setups))
         if REPO_SOLUTIONS in hidden:
@@ -643,6 +696,8 @@ class Grader:
 
     def close(self) -> None:
         self.server.close()
+        if self.cgroups:
+            self.cgroups.close()
 
 
 def default_hidden(folder: Path, out: Path | None, feedback: Path | None) -> list[str]:
@@ -657,7 +712,7 @@ def default_hidden(folder: Path, out: Path | None, feedback: Path | None) -> lis
 
 def grade_folder(chapter: str, folder: str | Path, out: str | Path | None = None, *,
                  timeout: float = 30.0, output_limit: int = 100_000, memory: int = 5 << 30,
-                 jobs: int | None = None, feedback: str | Path | None = "auto",
+                 job_memory: int = 2 << 30, jobs: int | None = None, feedback: str | Path | None = "auto",
                  hide: list[str] = (), isolation: str | None = None, progress=None) -> Rows:
     """Grade every submission in ``folder`` for ``chapter``; write the CSV to ``out`` if given,
     and one feedback file per student to ``feedback`` ("auto": ``<out stem>_feedback/`` beside
@@ -665,7 +720,7 @@ def grade_folder(chapter: str, folder: str | Path, out: str | Path | None = None
     """
     module = chapter_module(chapter)
     subs = find_submissions(Path(folder), module.EXERCISE)
-    limits = Limits(timeout=timeout, output_limit=output_limit, memory=memory)
+    limits = Limits(timeout=timeout, output_limit=output_limit, memory=memory, job_memory=job_memory)
     if feedback == "auto":
         feedback = Path(out).with_name(Path(out).stem + "_feedback") if out is not None else None
     hidden = default_hidden(Path(folder), Path(out) if out else None, Path(feedback) if feedback else None)

@@ -45,7 +45,7 @@ CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MS_NOATIME, MS_NODIRATIME, MS_RELATIME, MS_STRICTATIME = 1024, 2048, 1 << 21, 1 << 24
-PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG = 36, 38, 1
+PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 36, 38, 1, 4
 _MOUNT_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC,
                 "noatime": MS_NOATIME, "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME,
                 "strictatime": MS_STRICTATIME}
@@ -100,6 +100,7 @@ def _close_fds_except(keep: set[int]) -> None:
 def supervise(job: dict, control_r: int, status_w: int, result_w: int, output_w: int) -> None:
     """Body of the supervisor process (root when the grader is; never runs student code)."""
     try:
+        prctl(PR_SET_DUMPABLE, 1)  # the server is not (see server.main); the job's processes read their /proc
         _close_fds_except({control_r, status_w, result_w, output_w})
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -410,6 +411,15 @@ def _lock_in(job: dict, namespaces: list[str], result_w: int, output_w: int, set
         pass
     limits = job["limits"]
     uid, gid = job.get("uid"), job.get("gid")
+    joined = 0  # first, while /sys/fs/cgroup is writable
+    for procs in job.get("cgroups", []):
+        try:
+            with open(procs, "w") as fh:
+                fh.write("0")  # this process; its children follow
+            joined += 1
+        except OSError:
+            pass
+    report["cgroups"] = bool(job.get("cgroups")) and joined == len(job["cgroups"])
     tasks_before = _tasks_of(os.getuid()) if uid is None else 0  # before /proc shows only the job
     if "mount" in namespaces:
         report.update(_lock_filesystem(job["hide"], limits["tmp_size"], uid, gid))

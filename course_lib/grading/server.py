@@ -89,6 +89,10 @@ def serve(sock: socket.socket) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the grader, which closes the socket
+    try:  # a job running as the same user (no root, no namespaces) cannot trace or read us
+        sandbox.prctl(sandbox.PR_SET_DUMPABLE, 0)
+    except OSError:
+        pass
     sock = socket.socket(fileno=int(sys.argv[1]))
     try:
         serve(sock)
