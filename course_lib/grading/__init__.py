@@ -56,6 +56,19 @@ The exercise notebook is generated from the solution (``make exercises``, see
 SOLUTION``; under each item put a cell tagged ``public-checks`` that calls
 ``public_checks("NN", "item")``; tag slow demo cells ``skip-grading``. The grader skips both.
 
+What runs where
+---------------
+``runner`` (trusted: finds submissions, reads their cells as text, runs checks, writes the CSV
+and feedback) sends each (student, item) job to ``server`` (a fresh interpreter with torch and
+the chapter imported, never running student code), which forks a supervisor; the supervisor
+creates namespaces and forks the student's process (``sandbox``), which locks itself in
+(unprivileged user, read-only filesystem with solutions and submissions hidden, empty /tmp,
+limits, cgroups, cleared environment, no network), loads the cells, runs ``collect`` and sends
+plain data (``protocol``: JSON and raw array bytes, never pickle). The supervisor kills every
+process of the job when it ends. Without root, user namespaces give most of this; without
+namespaces, a process with limits. The command prints which protections were active.
+``example.py`` is a complete small chapter to copy.
+
 Submissions and the CSV
 -----------------------
 One entry per student in the folder: ``alice.ipynb`` or ``alice.py`` (jupytext percent, or a
