@@ -404,11 +404,17 @@ def test_ipynb_wins_over_py_and_hidden_files_and_links_are_ignored(tmp_path):
     for name in ("alice.ipynb", "alice.py", "bob.py", ".hidden.py", "notes.md"):
         (tmp_path / name).write_text("")
     (tmp_path / "eve.py").symlink_to(SOLUTION)
+    (tmp_path / "mallory").mkdir()
+    (tmp_path / "mallory" / "linked").symlink_to(SOLUTION.parent, target_is_directory=True)
     (tmp_path / "carol" / ".ipynb_checkpoints").mkdir(parents=True)
     (tmp_path / "carol" / ".ipynb_checkpoints" / "02_x-checkpoint.ipynb").write_text("")
     (tmp_path / "carol" / "02_gradient_saliency.ipynb").write_text("")
     (tmp_path / "carol" / "scratch.py").write_text("")
-    subs = {s.student: (s.path.name, s.note) for s in find_submissions(tmp_path, "02_gradient_saliency")}
+    subs = {s.student: (s.path.name if s.path else None, s.note)
+            for s in find_submissions(tmp_path, "02_gradient_saliency")}
+    mallory = next(s for s in find_submissions(tmp_path, "02_gradient_saliency") if s.student == "mallory")
+    assert mallory.path is None and "no .ipynb or .py" in mallory.problem
+    del subs["mallory"]
     assert subs == {"alice": ("alice.ipynb", "graded alice.ipynb; ignored alice.py"), "bob": ("bob.py", ""),
                     "carol": ("02_gradient_saliency.ipynb", "")}
 

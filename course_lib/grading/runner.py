@@ -37,6 +37,7 @@ SKIP_TAGS = ("skip-grading", "public-checks")  # slow "try it" demos and check c
 COLUMNS = ("student", "item", "points", "max_points", "status", "reason")
 TOTAL = "TOTAL"
 MAX_SUBMISSION_BYTES = 20 << 20
+MAX_RETRIES = 3  # loads re-run per student without a cell that hung or ended the process
 REPO = Path(__file__).resolve().parents[2]
 REPO_SOLUTIONS = str((REPO / "solutions").resolve())
 
@@ -111,8 +112,11 @@ def find_submissions(folder: Path, exercise: str) -> list[Submission]:
         if entry.name.startswith(".") or entry.is_symlink():
             continue
         if entry.is_dir():
+            inside = entry.resolve()
+            # Not through links: a link to solutions/ must not become a submission.
             files = [f for f in entry.rglob("*") if f.is_file() and not f.is_symlink()
-                     and f.suffix in SUFFIXES and _visible(f.relative_to(entry))]
+                     and f.suffix in SUFFIXES and _visible(f.relative_to(entry))
+                     and f.resolve().is_relative_to(inside)]
             path, problem, note = _pick(files, exercise)
             found[entry.name] = Submission(entry.name, path, f"{entry.name}/: {problem}" if problem else "", note)
         elif entry.is_file() and entry.suffix in SUFFIXES:
@@ -632,6 +636,7 @@ class Grader:
         else:
             skip: set[str] = set()
             load_problems = {}
+            retries = MAX_RETRIES  # per student: a notebook of many slow cells stays bounded
             for k, item in enumerate(items):
                 while True:
                     out = self.run(item, cells, skip)
@@ -643,8 +648,10 @@ class Grader:
                     # on, and if it stopped the loading, grade this item again without it.
                     stuck = {label for label, status, _ in out.problems if status in ("timeout", "crashed")}
                     new, skip = stuck - skip, skip | stuck
-                    if not (new and out.status in ("timeout", "crashed") and out.phase == "load"):
+                    if not (new and out.status in ("timeout", "crashed") and out.phase == "load"
+                            and retries > 0):
                         break
+                    retries -= 1
                 rows.append(item_row(sub.student, item, out))
         total = sum(r.points for r in rows)
         notes = [n for n in (sub.note, _load_summary(list(load_problems.values()))) if n]
