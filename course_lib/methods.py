@@ -6,7 +6,7 @@ instead of silently missing from the map.
 
 Cost is counted in passes through the model *per input example*, as expressions in the
 method's own options at their defaults (``n_samples``, ``n_steps``, ...; ``H`` and ``W`` are
-the input's height and width, ``K`` the number of channels of a CAM's layer): ``forward`` counts every forward pass, ``backward`` those that
+the input's height and width, ``K`` the number of channels of a CAM's layer, ``M`` the number of segments): ``forward`` counts every forward pass, ``backward`` those that
 are also differentiated. ``tests/test_methods.py`` measures both on a tiny model and holds the
 expressions to the measurement.
 """
@@ -77,6 +77,24 @@ METHODS: tuple[Method, ...] = (
     Method("guided_grad_cam", "Guided Grad-CAM",
            "Which fine details inside the class's Grad-CAM region does the network respond to?",
            "04_class_activation_maps", forward="2", backward="2"),
+    Method("occlusion", "Occlusion",
+           "How much does the score drop when a patch of the image is hidden, averaged over the patches covering each pixel?",
+           "05_occlusion_and_shapley",
+           forward="1 + (ceil((H - window) / stride) + 1) * (ceil((W - window) / stride) + 1)",
+           backward="0", needs="forward passes only"),
+    Method("lime", "LIME",
+           "Which superpixels does a weighted linear surrogate, fitted to random on/off coalitions, credit?",
+           "05_occlusion_and_shapley", forward="1 + n_samples", backward="0", needs="forward passes only"),
+    Method("kernel_shap", "KernelSHAP",
+           "What are the superpixels' Shapley values, estimated by a kernel-weighted regression?",
+           "05_occlusion_and_shapley", forward="1 + n_samples", backward="0", needs="forward passes only"),
+    Method("exact_shapley", "Exact Shapley values",
+           "What is each superpixel's fair share of f(x) - f(baseline), over all 2^M coalitions?",
+           "05_occlusion_and_shapley", forward="1 + 2 ** M", backward="0", needs="forward passes only"),
+    Method("permutation_shapley", "Permutation sampling (Shapley values)",
+           "What are the superpixels' Shapley values, estimated from random orders, with a standard error?",
+           "05_occlusion_and_shapley", forward="3 + n_permutations * (M - 1)", backward="0",
+           needs="forward passes only"),
 )
 
 # Public names of the method families that are not methods themselves: building blocks and
@@ -94,6 +112,24 @@ HELPERS: dict[str, str | None] = {
     "IMAGENET_MEAN": "03_integrated_gradients",
     "pixel_baseline": "03_integrated_gradients",
     "average_over_baselines": "03_integrated_gradients",
+    "FILLS": "05_occlusion_and_shapley",
+    "MAX_EXACT_SEGMENTS": "05_occlusion_and_shapley",
+    "all_coalitions": "05_occlusion_and_shapley",
+    "coalition_values": "05_occlusion_and_shapley",
+    "constrained_shap_fit": "05_occlusion_and_shapley",
+    "count_windows": "05_occlusion_and_shapley",
+    "gaussian_blur": "05_occlusion_and_shapley",
+    "grid_segments": "05_occlusion_and_shapley",
+    "kernel_shap_coalitions": "05_occlusion_and_shapley",
+    "lime_coalitions": "05_occlusion_and_shapley",
+    "lime_kernel": "05_occlusion_and_shapley",
+    "make_baseline": "05_occlusion_and_shapley",
+    "segment_map": "05_occlusion_and_shapley",
+    "segment_values": "05_occlusion_and_shapley",
+    "shapley_from_values": "05_occlusion_and_shapley",
+    "shapley_kernel": "05_occlusion_and_shapley",
+    "superpixels": "05_occlusion_and_shapley",
+    "weighted_ridge": "05_occlusion_and_shapley",
 }
 
 # Names outside the method families that a chapter introduces (the API reference links them).
@@ -140,6 +176,12 @@ GUIDE: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("Fine detail inside the class's region?",
      ("guided_grad_cam",),
      "Guided Backprop's edges, gated by Grad-CAM's class-specific region."),
+    ("What does the score need, without trusting gradients at all?",
+     ("occlusion",),
+     "Hides one window at a time: one forward pass per window; the fill must be one the model has seen."),
+    ("A fair share of the score among a few image regions?",
+     ("exact_shapley", "permutation_shapley", "kernel_shap"),
+     "Shapley values of superpixels: exact for up to about 12 (2^M passes), sampled beyond, permutation sampling with a standard error."),
 )
 
 

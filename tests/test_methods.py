@@ -13,8 +13,12 @@ from course_lib.methods import METHODS, passes
 pytestmark = pytest.mark.usefixtures("deterministic")
 
 # Options a method needs on the tests' tiny CNNs (conftest.make_model) beyond model and inputs.
-TINY_CNN_OPTIONS = {"layer": "2", "target_layer": "2"}
+TINY_CNN_OPTIONS = {"layer": "2", "target_layer": "2",
+                    # the perturbation methods: a window and stride, four 4 x 4 segments, budgets
+                    "window": 3, "stride": 2, "segments": course_lib.grid_segments(8, 8, 2, 2),
+                    "n_samples": 10, "n_permutations": 3}
 TINY_CNN_LAYER_CHANNELS = 6  # K: the channels of layer "2" (a CAM's cost depends on them)
+TINY_CNN_SEGMENTS = 4  # M: the segments of TINY_CNN_OPTIONS["segments"]
 SIZE = 8
 
 
@@ -92,7 +96,8 @@ def test_registered_cost_is_the_number_of_passes_measured(method, make_cnn, make
     finally:
         counter.handle.remove()
     defaults = {p.name: p.default for p in sig.parameters.values() if p.default is not inspect.Parameter.empty}
-    forward, backward = passes(method, {**defaults, **options, "H": SIZE, "W": SIZE, "K": TINY_CNN_LAYER_CHANNELS})
+    forward, backward = passes(method, {**defaults, **options, "H": SIZE, "W": SIZE, "K": TINY_CNN_LAYER_CHANNELS,
+                                              "M": TINY_CNN_SEGMENTS})
     assert (counter.forward, counter.backward) == (forward, backward), (
         f"{method.name}: measured {counter.forward} forward and {counter.backward} backward rows per "
         f"example, the registry says {method.forward!r} = {forward:g} and {method.backward!r} = {backward:g}"

@@ -254,3 +254,18 @@ def test_shapley_weights_of_all_sizes_sum_to_one():
     const = torch.full((2**m,), 3.0)
     const[0] = 0.0  # v = 3 for every non-empty coalition: a symmetric game, 3/7 each
     torch.testing.assert_close(cl.shapley_from_values(const), torch.full((m,), 3 / 7, dtype=torch.float64))
+
+
+def test_coalition_values_are_the_scores_exact_shapley_uses_and_respect_the_limit(relu6_cnn, x):
+    segs = torch.stack([SEGMENTS, cl.grid_segments(8, 8, 2, 2), SMALL_SEGMENTS])
+    tables = cl.coalition_values(relu6_cnn, x, TARGETS, segments=segs, baseline="mean")
+    assert [len(t) for t in tables] == [2**6, 2**4, 2**5]
+    with torch.no_grad():
+        assert abs(float(tables[1][-1] - relu6_cnn(x[1:2])[0, TARGETS[1]])) < 1e-12  # the image itself
+        assert abs(float(tables[1][0] - relu6_cnn(cl.make_baseline(x, "mean")[1:2])[0, TARGETS[1]])) < 1e-12
+    exact = values(cl.exact_shapley(relu6_cnn, x, TARGETS, segments=segs, baseline="mean"), segs)
+    for i, table in enumerate(tables):
+        m = len(table).bit_length() - 1
+        torch.testing.assert_close(cl.shapley_from_values(table), exact[i, :m], atol=1e-12, rtol=0)
+    with pytest.raises(ValueError, match="6 segments would take 64 forward passes"):
+        cl.coalition_values(relu6_cnn, x, TARGETS, segments=SEGMENTS, max_segments=5)

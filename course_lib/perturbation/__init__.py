@@ -8,13 +8,21 @@ from .fill import FILLS, gaussian_blur, make_baseline
 from .kernel_shap import constrained_shap_fit, kernel_shap, kernel_shap_coalitions, shapley_kernel
 from .lime import lime, lime_coalitions, lime_kernel, weighted_ridge
 from .occlusion import count_windows, occlusion
-from .shapley import MAX_EXACT_SEGMENTS, all_coalitions, exact_shapley, permutation_shapley, shapley_from_values
+from .shapley import (
+    MAX_EXACT_SEGMENTS,
+    all_coalitions,
+    coalition_values,
+    exact_shapley,
+    permutation_shapley,
+    shapley_from_values,
+)
 from .superpixels import grid_segments, segment_map, segment_values, superpixels
 
 __all__ = [
     "FILLS",
     "MAX_EXACT_SEGMENTS",
     "all_coalitions",
+    "coalition_values",
     "constrained_shap_fit",
     "count_windows",
     "exact_shapley",

@@ -52,6 +52,48 @@ def shapley_from_values(values: torch.Tensor) -> torch.Tensor:
     return phi
 
 
+def _refuse_too_many(n_segments: list[int], max_segments: int) -> None:
+    worst = max(n_segments)
+    if worst > max_segments:
+        raise ValueError(
+            f"exact Shapley values need all 2^M coalitions: {worst} segments would take "
+            f"{2**worst:,} forward passes per image (each extra segment doubles the cost). "
+            f"Use fewer segments (superpixels(..., n_segments=...)), or estimate the values with "
+            f"kernel_shap or permutation_shapley; raise max_segments (now {max_segments}) only if "
+            f"you mean to pay for it."
+        )
+
+
+def coalition_values(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    target: Target = None,
+    *,
+    segments,
+    baseline: Fill = "zero",
+    batch_size: int | None = 64,
+    max_segments: int = MAX_EXACT_SEGMENTS,
+    progress: bool | None = None,
+) -> list[torch.Tensor]:
+    """The worth v(S) of every coalition of every image: N x C x H x W -> a list of N tensors of
+    2^M_i scores, indexed as ``all_coalitions(M_i)`` (entry 0: the baseline, entry -1: the image).
+
+    Every estimator of Shapley values only ever asks for some of these numbers; with the whole
+    table at hand, any estimator at any budget can be simulated without another forward pass.
+    """
+    check_positive_int(max_segments, "max_segments")
+    p = prepare(model, inputs, target, segments, baseline)
+    _refuse_too_many(p.n_segments, max_segments)
+    bar = progress_bar(sum(2**m for m in p.n_segments), progress, "coalitions")
+    try:
+        return [
+            coalition_scores(model, image, base, segs, t, all_coalitions(m), batch_size, bar)
+            for _, image, base, segs, t, m in per_example(p)
+        ]
+    finally:
+        bar.close()
+
+
 def exact_shapley(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -70,15 +112,7 @@ def exact_shapley(
     """
     check_positive_int(max_segments, "max_segments")
     p = prepare(model, inputs, target, segments, baseline)
-    worst = max(p.n_segments)
-    if worst > max_segments:
-        raise ValueError(
-            f"exact Shapley values need all 2^M coalitions: {worst} segments would take "
-            f"{2**worst:,} forward passes per image (each extra segment doubles the cost). "
-            f"Use fewer segments (superpixels(..., n_segments=...)), or estimate the values with "
-            f"kernel_shap or permutation_shapley; raise max_segments (now {max_segments}) only if "
-            f"you mean to pay for it."
-        )
+    _refuse_too_many(p.n_segments, max_segments)
     out = torch.empty_like(p.x)
     bar = progress_bar(sum(2**m for m in p.n_segments), progress, "exact Shapley")
     try:
