@@ -97,10 +97,23 @@ def _close_fds_except(keep: set[int]) -> None:
 # --- the supervisor --------------------------------------------------------------------------
 
 
-def supervise(job: dict, control_r: int, status_w: int, result_w: int, output_w: int) -> None:
+def _read_job(fd: int) -> dict:
+    chunks = []
+    os.lseek(fd, 0, os.SEEK_SET)
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    return json.loads(b"".join(chunks))
+
+
+def supervise(control_r: int, status_w: int, result_w: int, output_w: int, job_fd: int) -> None:
     """Body of the supervisor process (root when the grader is; never runs student code)."""
     try:
         prctl(PR_SET_DUMPABLE, 1)  # the server is not (see server.main); the job's processes read their /proc
+        job = _read_job(job_fd)
         _close_fds_except({control_r, status_w, result_w, output_w})
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)

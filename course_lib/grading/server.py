@@ -3,8 +3,9 @@
 Started by the grader as a fresh interpreter (``python -m course_lib.grading.server FD``) with
 a cleared environment, so forking it costs milliseconds instead of the seconds an ``import
 torch`` takes. It never runs student code and never runs autograd (a process forked from one
-that has cannot use it). Requests arrive on a Unix socket: a length-prefixed JSON job with four
-pipe ends attached (control, status, result, output); see ``sandbox.supervise``.
+that has cannot use it). Requests arrive on a Unix socket: one byte with four
+pipe ends and the job attached (control, status, result, output, job); see
+``sandbox.supervise``.
 """
 from __future__ import annotations
 
@@ -64,22 +65,23 @@ def serve(sock: socket.socket) -> None:
         if not ready:
             continue
         try:
-            head, fds, _, _ = socket.recv_fds(sock, 4, 4)
-            if len(head) < 4:
-                head += _recv_exact(sock, 4 - len(head))
-            (size,) = struct.unpack(">I", head)
-            job = json.loads(_recv_exact(sock, size))
-        except (EOFError, ConnectionError, struct.error):
+            head, fds, _, _ = socket.recv_fds(sock, 1, 5)
+            if not head:
+                raise EOFError
+        except (EOFError, ConnectionError):
             break
-        if len(fds) != 4:
+        if len(fds) != 5:
             for fd in fds:
                 os.close(fd)
             continue
+        # The job itself (the student's cells) is read by the supervisor from the fifth file
+        # descriptor: this process never holds a student's code, so no later job can find it
+        # in the memory it inherits from us.
         pid = os.fork()
         if pid == 0:
             try:
                 sock.close()
-                sandbox.supervise(job, *fds)
+                sandbox.supervise(*fds)
             finally:
                 os._exit(0)
         supervisors.add(pid)

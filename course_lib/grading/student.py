@@ -146,6 +146,7 @@ def forbidden_guards(dotted_names, called: list[str]) -> Iterator[None]:
             raise ForbiddenCall(f"{_dotted} is off limits in this item: write it yourself")
 
         functools.update_wrapper(guarded, original)
+        del guarded.__wrapped__  # no direct way back to the original from the guard
         setattr(owner, attr, guarded)
         patched.append((owner, attr, original))
     try:
