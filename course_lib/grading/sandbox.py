@@ -61,7 +61,9 @@ def libc():
 
 
 def _call(name: str, *args) -> None:
-    fn = getattr(libc(), name)
+    fn = getattr(libc(), name, None)
+    if fn is None:  # e.g. prctl or unshare on macOS
+        raise OSError(0, f"{name} is not available on this system")
     if fn(*args) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"{name}: {os.strerror(err)}")
@@ -202,10 +204,11 @@ def _wait(pid: int, control_r: int, setup_r: int, in_pid_namespace: bool) -> dic
             status = wstatus
     # In a PID namespace, the death of its first process (the student's) kills all the others
     # and waitpid returns once they are gone. Without one, hunt down every descendant.
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    for kill in (os.killpg, os.kill):  # its process group (it leads one), then itself
+        try:
+            kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
     if status is None:
         _, status = os.waitpid(pid, 0)
     if not in_pid_namespace:
@@ -474,7 +477,7 @@ def _lock_in(job: dict, namespaces: list[str], result_w: int, output_w: int, set
 def _tasks_of(uid: int) -> int:
     """Threads and processes running as ``uid`` (what RLIMIT_NPROC counts)."""
     count = 0
-    for name in os.listdir("/proc"):
+    for name in os.listdir("/proc") if os.path.isdir("/proc") else []:
         if name.isdigit():
             try:
                 with open(f"/proc/{name}/status") as fh:
