@@ -759,7 +759,14 @@ def grade_folder(chapter: str, folder: str | Path, out: str | Path | None = None
         with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
             futures = {pool.submit(grader.student, sub): sub for sub in subs}
             for future in concurrent.futures.as_completed(futures):
-                student_rows = future.result()
+                sub = futures[future]
+                try:
+                    student_rows = future.result()
+                except Exception as exc:  # the grader's own failure: this student, not the batch
+                    reason = f"grader error: {type(exc).__name__}: {excerpt(str(exc), 150)}"
+                    student_rows = [Row(sub.student, i.name, 0, i.max_points, "grader_error", reason)
+                                    for i in module.ITEMS]
+                    student_rows.append(Row(sub.student, TOTAL, 0, sum(i.max_points for i in module.ITEMS), "", reason))
                 per_student[futures[future].student] = student_rows
                 if progress:
                     progress(student_rows)
