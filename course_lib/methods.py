@@ -130,6 +130,19 @@ HELPERS: dict[str, str | None] = {
     "shapley_kernel": "05_occlusion_and_shapley",
     "superpixels": "05_occlusion_and_shapley",
     "weighted_ridge": "05_occlusion_and_shapley",
+    # Attention (chapter 10) reads weights a model already computes: no method with a cost here.
+    "AttentionMaps": "10_attention_in_bert",
+    "STATISTICS": "10_attention_in_bert",
+    "attention_grid": "10_attention_in_bert",
+    "attention_maps": "10_attention_in_bert",
+    "attention_replaced": "10_attention_in_bert",
+    "average_attention": "10_attention_in_bert",
+    "head_statistics": "10_attention_in_bert",
+    "heads_table": "10_attention_in_bert",
+    "self_attention_modules": "10_attention_in_bert",
+    "show_attention": "10_attention_in_bert",
+    "show_head_statistic": "10_attention_in_bert",
+    "word_level_attention": "10_attention_in_bert",
 }
 
 # Names outside the method families that a chapter introduces (the API reference links them).
