@@ -5,7 +5,10 @@ One style for the whole course, chosen so that a figure can be read without the 
 - Unsigned maps use ``inferno`` (black = 0, bright yellow = large). Signed maps use
   ColorBrewer's purple-orange map reversed (``PuOr_r``): **orange = positive = raises the
   class score, purple = negative = lowers it**, white = 0. Both read correctly with the common
-  colour-vision deficiencies. ``SIGN_LEGEND`` is the sentence every signed colour bar carries.
+  colour-vision deficiencies. ``SIGN_LEGEND`` is the sentence a signed colour bar carries by
+  default; it fits sensitivity maps (gradients). A map of contributions relative to a
+  baseline (gradient x input, Integrated Gradients, SHAP) passes ``sign_legend=CONTRIBUTION_LEGEND``:
+  orange there means "adds to the score relative to the baseline", a different statement.
 - Maps are drawn in their own units, not rescaled to [0, 1], so a colour bar tells how large
   the values are. The colour scale ends at a high percentile of |map| (``clip_percentile``,
   99 by default), so that a handful of extreme pixels do not wash out the rest; the colour bar
@@ -28,6 +31,7 @@ import torch.nn.functional as F
 UNSIGNED_CMAP = "inferno"
 SIGNED_CMAP = "PuOr_r"  # reversed PuOr: +1 is orange, -1 is purple
 SIGN_LEGEND = "orange + raises score, purple - lowers"
+CONTRIBUTION_LEGEND = "orange + adds to score vs baseline, purple - takes away"
 DPI = 100
 
 
@@ -116,25 +120,26 @@ def show_image(ax, image, title: str | None = None, denormalize: Callable | None
 
 
 def colorbar_label(signed: bool, clipped: bool, clip_percentile: float | None,
-                   label: str | None = None) -> str:
+                   label: str | None = None, sign_legend: str | None = None) -> str:
     """The text of a heatmap's colour bar: units, sign legend, and where the scale was clipped."""
     parts = [label] if label else []
     if signed:
-        parts.append(SIGN_LEGEND)
+        parts.append(sign_legend or SIGN_LEGEND)
     if clipped:
         parts.append(f"clipped at {clip_percentile:g}th pct of |map|")
     return "\n".join(parts)
 
 
 def add_colorbar(artist, ax=None, *, signed: bool = False, clipped: bool = False,
-                 clip_percentile: float | None = None, label: str | None = None):
+                 clip_percentile: float | None = None, label: str | None = None,
+                 sign_legend: str | None = None):
     """A colour bar for ``artist`` beside ``ax`` (a list of axes shares one), labelled with
     ``colorbar_label``; a clipped scale gets pointed ends. Returns the colour bar."""
     extend = ("both" if signed else "max") if clipped else "neither"
     fig = artist.figure
     cbar = fig.colorbar(artist, ax=ax if ax is not None else artist.axes, fraction=0.046,
                         pad=0.03, extend=extend)
-    text = colorbar_label(signed, clipped, clip_percentile, label)
+    text = colorbar_label(signed, clipped, clip_percentile, label, sign_legend)
     if text:
         cbar.set_label(text, fontsize=8)
     cbar.ax.tick_params(labelsize=8)
@@ -157,13 +162,15 @@ def show_heatmap(
     colorbar: bool = True,
     label: str | None = None,
     percentile: float | None = None,
+    sign_legend: str | None = None,
 ):
     """Draw an H x W map on ``ax`` in its own units, over a greyed copy of ``image`` if given.
 
     The colour scale runs from 0 (or -scale when ``signed``) to scale, where scale is ``vmax``
     or else the ``clip_percentile`` of |map|. Unsigned maps clip negative values to 0. Maps
     smaller than the image (a CAM) are upsampled bilinearly. ``colorbar`` adds a labelled
-    colour bar (``label`` names the units). Returns the image artist.
+    colour bar (``label`` names the units; ``sign_legend`` replaces ``SIGN_LEGEND`` for signed
+    maps, e.g. ``CONTRIBUTION_LEGEND``). Returns the image artist.
     """
     if percentile is not None:  # the older name of clip_percentile
         clip_percentile = percentile
@@ -185,7 +192,8 @@ def show_heatmap(
         ax.set_title(title)
     if colorbar:
         add_colorbar(artist, ax, signed=signed, clipped=clipped,
-                     clip_percentile=None if vmax is not None else clip_percentile, label=label)
+                     clip_percentile=None if vmax is not None else clip_percentile, label=label,
+                     sign_legend=sign_legend)
     return artist
 
 
@@ -207,6 +215,7 @@ def method_grid(
     clip_percentile: float | None = 99.0,
     colorbar: bool = True,
     label: str | None = None,
+    sign_legend: Mapping[str, str] | None = None,
 ):
     """A figure comparing methods: one row per image, the image then one column per method.
 
@@ -214,7 +223,9 @@ def method_grid(
     and colour bar. ``shared_scale=True`` draws every map on one scale (the ``clip_percentile``
     of |values| over all maps) with one colour bar per kind (signed, unsigned) at the right,
     so that magnitudes compare across methods. ``cell`` (inches per panel) defaults to the
-    maps' native resolution. Returns the figure.
+    maps' native resolution. ``sign_legend`` maps a signed method's name to the legend of its
+    colour bar (default ``SIGN_LEGEND``; ``CONTRIBUTION_LEGEND`` for contributions). Returns the
+    figure.
     """
     n = len(images)
     for name, m in maps.items():
@@ -228,7 +239,10 @@ def method_grid(
         h, w = next(iter(maps.values()))[0].shape[-2:] if maps else (64, 64)
         cell = native_cell(int(h), int(w))
     cols = 1 + len(maps)
-    bar_width = 0.0 if not colorbar else (0.9 if shared_scale else 0.55 * len(maps))
+    # Colour bars with their labels take about an inch each: added to the width, so that the
+    # maps keep their native size.
+    bar_width = 0.0 if not colorbar else (1.1 if shared_scale else 1.05 * len(maps))
+    legends = dict(sign_legend or {})
     fig, axes = plt.subplots(n, cols, figsize=(cell * cols + bar_width, cell * n + 0.35),
                              squeeze=False, layout="constrained")
     scales: dict[bool, float] = {}
@@ -251,6 +265,7 @@ def method_grid(
                 denormalize=denormalize, title=name if i == 0 else None,
                 clip_percentile=clip_percentile, vmax=scales.get(kind),
                 colorbar=colorbar and not shared_scale, label=label,
+                sign_legend=legends.get(name),
             )
             artists[kind].append((axes[i, j], artist))
             if shared_scale:

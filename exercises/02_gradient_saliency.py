@@ -14,17 +14,17 @@
 # %% [markdown]
 # # Exercises 02: Gradient saliency
 #
-# These exercises go with chapter 02. You write two of the methods the chapter uses, work
-# out a channel reduction by hand, find where gradient x input is blind, and predict what
-# SmoothGrad's two knobs do. Five items, 19 points:
+# These exercises go with chapter 02. You predict what a channel reduction keeps, find where
+# gradient x input's missing contribution went, find the bug in a colleague's SmoothGrad,
+# write SmoothGrad yourself, and choose a noise level from measurements. Five items, 20 points:
 #
 # | item | what you do | points |
 # |---|---|---|
-# | 1 `reduce_channels` | write the three channel reductions | 4 |
-# | 2 `reductions_by_hand` | reduce one pixel's gradient by hand | 4 |
-# | 3 `gradient_x_input_zero` | find where gradient x input sees nothing | 2 |
-# | 4 `smoothgrad` | write SmoothGrad from gradients | 7 |
-# | 5 `noise_and_samples` | predict what the noise level and the sample count do | 2 |
+# | 1 `predict_reduction` | predict, then verify, what each reduction keeps of two pixels | 3 |
+# | 2 `local_bias` | compute gradient x input by hand on a one-unit ReLU network, and explain the gap | 4 |
+# | 3 `find_the_bug` | find the two wrong lines in a SmoothGrad implementation | 3 |
+# | 4 `smoothgrad` | write SmoothGrad from gradients | 8 |
+# | 5 `choose_noise` | choose the noise level and the fix from a table of measurements | 2 |
 #
 # **How you are graded.** Fill in the cells marked `# YOUR ANSWER`: replace each
 # `raise NotImplementedError` by your code and each `None` by your answer, and keep the names.
@@ -36,9 +36,9 @@
 # and why not; when you hand in, the grader adds hidden checks (for the answers to questions,
 # the check cell only tells you whether your answer has the right form).
 #
-# Items 1 and 4 ask you to write functions that `course_lib` already has: calling
-# `course_lib.reduce_channels`, `course_lib.smoothgrad` (or its siblings) or Captum's
-# `NoiseTunnel` in them scores zero for the item. `course_lib.vanilla_gradient` is allowed.
+# Item 4 asks you to write a function that `course_lib` already has: calling
+# `course_lib.smoothgrad` (or its siblings) or Captum's `NoiseTunnel` in it scores zero for the
+# item. `course_lib.vanilla_gradient` is allowed.
 
 # %%
 import sys
@@ -59,88 +59,135 @@ import course_lib as cl
 from course_lib.grading import public_checks
 
 # %% [markdown]
-# ## 1. Channel reductions (4 points)
+# ## 1. What a reduction keeps (3 points)
 #
-# A gradient has one value per pixel *and colour channel*: N x C x H x W. To draw one map per
-# image, we collapse the channel axis. Chapter 02 uses three reductions:
+# Predict, then verify. For one class, two pixels of an image have the gradients
 #
-# - `"max_abs"`: the largest |value| over the channels, the classic saliency map of
-#   Simonyan et al.;
-# - `"sum_abs"`: the sum of the |values| over the channels;
-# - `"signed"`: the plain sum over the channels, which keeps the direction.
+# | pixel | R | G | B |
+# |---|---|---|---|
+# | P | +0.30 | -0.40 | +0.20 |
+# | Q | +0.25 | +0.25 | -0.05 |
 #
-# Write `reduce_channels(attributions, how)`, which returns the N x H x W map. Any other `how`
-# must raise a `ValueError`: a typo should not quietly give you some map. Return a new tensor
-# and leave `attributions` unchanged (no in-place `abs_()`).
+# - `answer_ranks_p_first`: which of chapter 02's reductions (`max_abs`, `sum_abs`, `signed`)
+#   give P a *larger* value than Q? (A letter.)
+#   - A. all three
+#   - B. `max_abs` and `sum_abs`, not `signed`
+#   - C. `signed` only
+#   - D. none of them
+# - `answer_kept_p`: the share of P's total magnitude that the signed sum keeps,
+#   $\lvert R+G+B \rvert / (\lvert R\rvert+\lvert G\rvert+\lvert B\rvert)$. (A number.)
+# - `answer_brighten_q`: brighten Q by adding the same small step e to its three channels (of
+#   the model's input). To first order the score changes by `answer_brighten_q` x e. (A number.)
+#
+# Work them out by hand first. The try-it cell shows how to check such a prediction with
+# `course_lib`, on two other pixels: predict those first, too.
 
 # %% tags=["answer"]
-def reduce_channels(attributions, how="max_abs"):
-    """N x C x H x W attributions -> N x H x W map, reduced by 'max_abs', 'sum_abs' or 'signed'."""
-    # YOUR ANSWER
-    raise NotImplementedError
-
+# YOUR ANSWER
+answer_ranks_p_first = None
+answer_kept_p = None
+answer_brighten_q = None
 
 # %% tags=["public-checks"]
 # Check your work: which public checks pass, and why not (hidden checks run when you hand in).
-public_checks("02", "reduce_channels")
+public_checks("02", "predict_reduction")
 
 # %% tags=["skip-grading"]
-# Try it: your reductions of a random "gradient" next to course_lib's.
-g = torch.randn(1, 3, 2, 2, generator=torch.Generator().manual_seed(0))
-for how in ("max_abs", "sum_abs", "signed"):
-    print(f"{how:8s} yours {reduce_channels(g, how).flatten().tolist()}")
-    print(f"{'':8s} ref   {cl.reduce_channels(g, how).flatten().tolist()}")
+# Try it: two other pixels, U = (-0.6, +0.1, +0.1) and V = (+0.2, +0.2, +0.2), as a
+# 1 x 3 x 1 x 2 "gradient". Which reductions put U first? Predict, then run.
+g = torch.tensor([[-0.6, 0.2], [0.1, 0.2], [0.1, 0.2]]).view(1, 3, 1, 2)
+for how in cl.REDUCTIONS:
+    print(f"{how:8s} U = {cl.reduce_channels(g, how)[0, 0, 0]:+.2f}   V = {cl.reduce_channels(g, how)[0, 0, 1]:+.2f}")
 
 # %% [markdown]
-# ## 2. One pixel by hand (4 points)
+# ## 2. Where the missing contribution went (4 points)
 #
-# For the class *tabby*, one pixel of the cat photo has the gradient
-# (R, G, B) = (+0.4, -0.5, +0.2). Work out by hand (then check with your function):
+# A network with two inputs and one ReLU unit:
 #
-# - `answer_max_abs`: the pixel's value in the `max_abs` map;
-# - `answer_sum_abs`: its value in the `sum_abs` map;
-# - `answer_brighter`: brighten the pixel by adding the same small step e to all three
-#   channels of the model's input. To first order the tabby score changes by
-#   `answer_brighter` x e. What is `answer_brighter`?
-# - `answer_keeps_sign`: which map, `"max_abs"`, `"sum_abs"` or `"signed"`, can tell a pixel
-#   whose brightening raises the score from one whose brightening lowers it?
+# $$ f(x_1, x_2) = 2\,\mathrm{relu}(x_1 - x_2 - 1) + 0.5 . $$
+#
+# It is piecewise linear, like chapter 02's EfficientNet-Lite0 on a small scale. At
+# $x = (3, 1)$:
+#
+# - `answer_gxi_sum`: the sum of gradient x input, $\sum_i x_i\, \partial f / \partial x_i$;
+# - `answer_change`: $f(x) - f(0)$, what a complete attribution would sum to;
+# - `answer_why`: why do the two differ? (A letter.)
+#   - A. The gradient of a ReLU network cannot be computed exactly, only numerically.
+#   - B. Near $x$, $f$ is $\nabla f(x) \cdot x$ plus a constant (the local bias, here
+#     $2 \times (-1) + 0.5$), and that constant is not $f(0)$, because the unit is on at $x$ and
+#     off at 0; gradient x input never counts the difference.
+#   - C. $f$ is not differentiable at $x = (3, 1)$.
+#   - D. The gap is the output bias 0.5, which gradient x input leaves out.
+# - `answer_complete_x1`: give a value $x_1$ for which, at the point $(x_1, 0)$, gradient x
+#   input *does* sum to $f(x) - f(0)$. (A number; several are right.)
+#
+# Work with pencil and paper. The try-it cell checks the same reasoning at another point,
+# $(5, 1)$, and at your `answer_complete_x1`: predict what it will print before you run it.
 
 # %% tags=["answer"]
 # YOUR ANSWER
-answer_max_abs = None
-answer_sum_abs = None
-answer_brighter = None
-answer_keeps_sign = None
+answer_gxi_sum = None
+answer_change = None
+answer_why = None
+answer_complete_x1 = None
 
 # %% tags=["public-checks"]
 # Check your work: which public checks pass, and why not (hidden checks run when you hand in).
-public_checks("02", "reductions_by_hand")
+public_checks("02", "local_bias")
+
+# %% tags=["skip-grading"]
+# Try it: the network in torch, gradient x input against f(x) - f(0).
+def f(x):
+    return 2 * torch.relu(x[..., 0] - x[..., 1] - 1) + 0.5
+
+
+points = [[5.0, 1.0]] + ([[float(answer_complete_x1), 0.0]] if answer_complete_x1 is not None else [])
+for point in points:
+    x = torch.tensor(point, requires_grad=True)
+    (grad,) = torch.autograd.grad(f(x), x)
+    print(f"x = {point}: sum of gradient x input {float((grad * x).sum()):+.2f}, "
+          f"f(x) - f(0) {float(f(x) - f(torch.zeros(2))):+.2f}")
 
 # %% [markdown]
-# ## 3. Where gradient x input is blind (2 points)
+# ## 3. Find the bug (3 points)
 #
-# Gradient x input multiplies each gradient by the input *the model sees*. EfficientNet-Lite0
-# sees a pixel value p in [0, 1] as x = (p - 0.5) / 0.5 (its preprocessing normalises with
-# mean 0.5 and standard deviation 0.5).
+# A colleague wrote this SmoothGrad. The letters label its lines.
 #
-# - `answer_zero_pixel`: which pixel value p gets a gradient x input of exactly 0 in every
-#   channel, whatever its gradient?
-# - `answer_black_factor`: for a black pixel (p = 0), gradient x input equals
-#   `answer_black_factor` x gradient. What is `answer_black_factor`?
+# ```python
+# def colleague_smoothgrad(model, x, n_samples=50, noise_level=0.15, seed=0):
+#     g = torch.Generator().manual_seed(seed)
+#     sigma = noise_level * (x.max() - x.min())                   # (A)
+#     total = torch.zeros_like(x)                                 # (B)
+#     for _ in range(n_samples):
+#         noisy = x + sigma * torch.randn(x.shape, generator=g)
+#         target = model(noisy).argmax(dim=1)                     # (C)
+#         total += cl.vanilla_gradient(model, noisy, target)      # (D)
+#     return total / n_samples                                    # (E)
+# ```
 #
-# Think about what your answers mean for a photo with a grey or a black background.
+# - `answer_bug_one_image`: used on one image at a time, one line makes the function answer a
+#   different question from SmoothGrad's. Which? (A letter A-E.)
+# - `answer_effect`: what does that line do to the map at a high noise level? (A letter.)
+#   - A. The map averages gradients of whichever class each noisy copy happens to be given, a
+#     mixture of several classes' evidence.
+#   - B. The noise is no longer scaled by the noise level.
+#   - C. Nothing: the argmax of a noisy copy is always the clean image's class.
+#   - D. It leaves gradients in the model's parameters.
+# - `answer_bug_batch`: the function is then used on a batch of images with very different
+#   ranges (one dark, one bright). Which other line is now wrong? (A letter A-E.)
 
 # %% tags=["answer"]
 # YOUR ANSWER
-answer_zero_pixel = None
-answer_black_factor = None
+answer_bug_one_image = None
+answer_effect = None
+answer_bug_batch = None
 
 # %% tags=["public-checks"]
 # Check your work: which public checks pass, and why not (hidden checks run when you hand in).
-public_checks("02", "gradient_x_input_zero")
+public_checks("02", "find_the_bug")
 
 # %% [markdown]
-# ## 4. SmoothGrad from gradients (7 points)
+# ## 4. SmoothGrad from gradients (8 points)
 #
 # SmoothGrad averages the gradient over noisy copies of the input,
 # $\hat M(x) = \frac{1}{n} \sum_{i=1}^{n} \nabla_x S_c(x + \epsilon_i)$ with
@@ -189,49 +236,40 @@ ref = cl.smoothgrad(loaded.model, x, n_samples=8, noise_level=0.15, seed=0, batc
 print("largest difference from course_lib:", (mine - ref).abs().max().item())
 fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.8))
 viz.show_image(axes[0], x[0], "input", denormalize=loaded.denormalize)
-viz.show_heatmap(axes[1], reduce_channels(mine, "max_abs")[0], title="yours (max_abs)")
+viz.show_heatmap(axes[1], cl.reduce_channels(mine, "max_abs")[0], title="yours (max_abs)")
 viz.show_heatmap(axes[2], cl.reduce_channels(ref, "max_abs")[0], title="course_lib (max_abs)")
 plt.show()
 
 # %% [markdown]
-# ## 5. The two knobs (2 points)
+# ## 5. Choose the noise level (2 points)
 #
-# Answer with a letter. The try-it cell below draws SmoothGrad maps of the cat at three noise
-# levels, if you want to look (about 30 s).
+# You want SmoothGrad maps of *this model's evidence* for the true class of Shapes-like
+# images, for another model than the chapter's. You measured, with 50 noisy copies per image on
+# 40 images, the share of the map's mass on the object and how many noisy copies the model
+# misclassifies:
 #
-# **`answer_noise_level`.** You raise the noise level from 0.05 to 0.5, with n_samples fixed.
-# What happens to the SmoothGrad map?
+# | noise level | copies misclassified | SmoothGrad mass on the object |
+# |---|---|---|
+# | 0 (vanilla) | 0 % | 0.31 |
+# | 0.05 | 0 % | 0.33 |
+# | 0.1 | 2 % | 0.36 |
+# | 0.2 | 31 % | 0.38 |
+# | 0.4 | 77 % | 0.18 |
 #
-# - A. It gets sharper: the fine speckle on the fur stands out more.
-# - B. It gets smoother: the speckle averages away, and with too much noise the map turns into
-#   broad blobs that no longer follow fine structure such as the eyes' outlines.
-# - C. Nothing: the noise has mean zero, so it cancels out whatever its size.
-# - D. It turns into the gradient x input map.
-#
-# **`answer_samples`.** You raise n_samples from 10 to 100, with the noise level fixed at 0.15.
-# What happens?
-#
-# - A. The map blurs more, as with a larger noise level.
-# - B. The map explains a different class.
-# - C. The leftover graininess of the random draws shrinks (roughly like 1 / sqrt(n_samples)):
-#   the map settles towards the same average instead of blurring further.
-# - D. Nothing: 10 samples already give the exact average.
+# - `answer_noise`: which noise level do you use? (A number from the table.)
+# - `answer_fix`: at your noise level but with only 8 samples, the SmoothGrad map looks *more*
+#   speckled than the vanilla gradient. What do you do? (A letter.)
+#   - A. Lower the noise level to 0.01.
+#   - B. Average over many more samples (hundreds, for signed gradients), or average the
+#     gradients' magnitudes.
+#   - C. Explain the probability instead of the logit.
+#   - D. Raise the noise level to 0.4 to smooth harder.
 
 # %% tags=["answer"]
 # YOUR ANSWER
-answer_noise_level = None
-answer_samples = None
+answer_noise = None
+answer_fix = None
 
 # %% tags=["public-checks"]
 # Check your work: which public checks pass, and why not (hidden checks run when you hand in).
-public_checks("02", "noise_and_samples")
-
-# %% tags=["skip-grading"]
-# Try it: SmoothGrad (max_abs) of the cat at three noise levels, 8 samples each.
-loaded = cl.load_model("efficientnet_lite0")
-x = loaded.preprocess(cl.load_photo("chelsea")).unsqueeze(0)
-levels = (0.02, 0.15, 0.5)
-maps = {f"noise {s}": cl.smoothgrad(loaded.model, x, n_samples=8, noise_level=s, batch_size=4,
-                                    reduce="max_abs") for s in levels}
-fig = viz.method_grid(x, maps, denormalize=loaded.denormalize)
-plt.show()
+public_checks("02", "choose_noise")

@@ -233,3 +233,13 @@ def test_method_grid_draws_a_224_map_at_about_native_resolution():
 def test_titles_are_readable():
     viz.use_style()
     assert plt.rcParams["axes.titlesize"] >= 10 and plt.rcParams["font.size"] >= 10
+
+
+def test_a_contribution_map_can_say_what_its_sign_means():
+    fig, ax = plt.subplots()
+    viz.show_heatmap(ax, torch.randn(8, 8), signed=True, sign_legend=viz.CONTRIBUTION_LEGEND)
+    assert viz.CONTRIBUTION_LEGEND in fig.axes[-1].get_ylabel()
+    assert viz.SIGN_LEGEND not in fig.axes[-1].get_ylabel()
+    grid = viz.method_grid(torch.rand(1, 3, 8, 8), {"gxi": torch.randn(1, 8, 8)}, signed={"gxi": True},
+                           sign_legend={"gxi": viz.CONTRIBUTION_LEGEND})
+    assert viz.CONTRIBUTION_LEGEND in grid.axes[-1].get_ylabel()
