@@ -64,18 +64,19 @@ from course_lib.zoo import shapes
 # - D. TCAV (chapter 07)
 # - E. the attention weights of a transformer (chapter 10)
 #
-# For each question, the one method of the list that answers it (a letter):
+# For each question, the method of the list that answers it best (a letter). More than one
+# method could say *something* in each case; one consideration decides.
 #
-# - `answer_credit`: a bank lets you query its credit model's score for any input, but gives
-#   you neither its code nor its gradients. Which of an applicant's 12 fields pushed *their*
-#   score down?
-# - `answer_markings`: across a dermatology CNN's whole test set, does its "melanoma" output
-#   rise with the human concept "surgical skin marking"? You have a folder of images with
-#   markings and one without.
-# - `answer_where`: for one photo, where is the evidence for "dog", at the resolution of the
-#   CNN's last convolutional layer (7 x 7), from one forward and one backward pass?
-# - `answer_sensitive`: which input value of one image would change the "dog" logit most, for
-#   an infinitesimally small change?
+# - `answer_credit`: you have a credit-scoring network's weights and can run it. For one
+#   applicant, you want a contribution for each of the 12 input fields such that the
+#   contributions add up exactly to the difference between this applicant's score and the
+#   average applicant's score.
+# - `answer_markings`: does a dermatology CNN's "melanoma" output rise with surgical skin
+#   markings across its whole test set? The markings sit at a different place in every image.
+# - `answer_where`: for each of 10,000 photos, a map of where the evidence for "dog" lies, at
+#   the resolution of the CNN's last feature maps (7 x 7), within an hour on a laptop CPU.
+# - `answer_sensitive`: which single input value of one image would change the "dog" logit the
+#   most if it changed by a thousandth of a grey level?
 
 # %% tags=["answer"]
 # YOUR ANSWER
@@ -143,27 +144,22 @@ print("vanilla gradient, share of mass on the object:", mass_on_mask(grad, batch
 # - C. About 0: random noise has no reason to fall on the object.
 # - D. About 1/6: there are six classes.
 #
-# `answer_area`: now measure the quantity your answer depends on: the mean, over the 500
-# images of `shapes.make_shapes(500, seed=0)`, of the fraction of pixels inside the object's
-# mask (`batch.masks`). Three decimals are enough. Then use the try-it cell to check your
-# prediction with an actual random map.
+# `answer_random_score`: now verify. Score random maps (`torch.rand`, one per image, values in
+# [0, 1]) with your `mass_on_mask` on the 500 images of `shapes.make_shapes(500, seed=0)` and
+# give their mean score, to three decimals. Does it agree with your prediction?
 
 # %% tags=["answer"]
 # YOUR ANSWER
 ### BEGIN SOLUTION
 answer_chance = "B"
-answer_area = float(shapes.make_shapes(500, seed=0).masks.double().mean())
+batch = shapes.make_shapes(500, seed=0)
+noise = torch.rand(batch.masks.shape, generator=torch.Generator().manual_seed(0))
+answer_random_score = float(mass_on_mask(noise, batch.masks).mean())
 ### END SOLUTION
 
 # %% tags=["public-checks"]
 # Check your work: which public checks pass, and why not (hidden checks run when you hand in).
 public_checks("01", "chance_level")
-
-# %% tags=["skip-grading"]
-# Try it: random maps scored on the same 500 images.
-batch = shapes.make_shapes(500, seed=0)
-noise = torch.rand(batch.masks.shape, generator=torch.Generator().manual_seed(0))
-print("random maps, mean share on the object:", float(mass_on_mask(noise, batch.masks).mean()))
 
 # %% [markdown]
 # ## 4. The shortcut (3 points)

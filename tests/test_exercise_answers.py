@@ -20,3 +20,13 @@ def test_ch01_reference_mass_on_mask_is_a_share_of_absolute_mass():
     masks = torch.tensor([[[True, False], [False, False]], [[True, True], [True, True]]])
     got = ch01.reference_mass_on_mask(maps, masks)
     assert got.tolist() == [0.25, 0.0]
+
+
+def test_ch01_random_maps_score_the_mask_area_within_the_answer_tolerance():
+    import torch
+
+    batch = make_shapes(500, seed=0)
+    for seed in (0, 1):
+        noise = torch.rand(batch.masks.shape, generator=torch.Generator().manual_seed(seed))
+        score = float(ch01.reference_mass_on_mask(noise, batch.masks).mean())
+        assert abs(score - ch01.MEAN_MASK_AREA) < 0.005 / 2
