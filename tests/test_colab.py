@@ -96,15 +96,16 @@ def test_install_cell_does_nothing_outside_colab(monkeypatch, capsys):
 
 
 def test_install_cell_installs_nothing_when_everything_is_there(monkeypatch, capsys):
-    colab = FakeColab(monkeypatch, installed={"torch": "2.5.0"}, absent=set(), install={})
+    colab = FakeColab(monkeypatch, installed={"fake-torch": "2.5.0"}, absent=set(), install={})
     out = run_cell(capsys)
     assert colab.pip_calls == []
     assert "Everything this notebook needs is installed" in out
 
 
 def test_install_cell_installs_only_what_is_missing_and_needs_no_restart_for_new_packages(monkeypatch, capsys):
-    colab = FakeColab(monkeypatch, installed={"torch": "2.5.0", "numpy": "1.26.4"}, absent={"course_lib", "bertviz"},
-                      install={"course-lib": "0.1.0", "captum": "0.9.0", "bertviz": "1.4.1"}, imported={"numpy"})
+    colab = FakeColab(monkeypatch, installed={"fake-torch": "2.5.0", "fake-numpy": "1.26.4"},
+                      absent={"course_lib", "bertviz"},
+                      install={"course-lib": "0.1.0", "captum": "0.9.0", "bertviz": "1.4.1"}, imported={"fake_numpy"})
     out = run_cell(capsys)
     (cmd,) = colab.pip_calls
     specs = cmd[cmd.index("-q") + 1:]
@@ -113,15 +114,16 @@ def test_install_cell_installs_only_what_is_missing_and_needs_no_restart_for_new
 
 
 def test_install_cell_asks_for_a_restart_when_pip_changed_an_imported_package(monkeypatch, capsys):
-    FakeColab(monkeypatch, installed={"torch": "2.5.0", "numpy": "1.26.4"}, absent={"course_lib"},
-              install={"course-lib": "0.1.0", "numpy": "2.1.0"}, imported={"numpy"})
+    FakeColab(monkeypatch, installed={"fake-torch": "2.5.0", "fake-numpy": "1.26.4"}, absent={"course_lib"},
+              install={"course-lib": "0.1.0", "fake-numpy": "2.1.0"}, imported={"fake_numpy"})
     out = run_cell(capsys)
-    assert "restart the runtime" in out and "numpy" in out
+    assert "restart the runtime" in out and "fake_numpy" in out
 
 
 def test_install_cell_needs_no_restart_when_the_changed_package_was_not_imported(monkeypatch, capsys):
-    FakeColab(monkeypatch, installed={"torch": "2.5.0", "timm": "0.9.0"}, absent={"course_lib"},
-              install={"course-lib": "0.1.0", "timm": "1.0.9"}, imported=set())
+    # Fake names throughout: the test process has imported the real packages.
+    FakeColab(monkeypatch, installed={"fake-torch": "2.5.0", "fake-timm": "0.9.0"}, absent={"course_lib"},
+              install={"course-lib": "0.1.0", "fake-timm": "1.0.9"}, imported=set())
     out = run_cell(capsys)
     assert "No restart needed" in out
 
