@@ -52,6 +52,7 @@ from course_lib import viz
 
 cl.set_deterministic(seed=0, threads=2)
 viz.use_style()
+pd.set_option("display.max_colwidth", None)  # show the tables' descriptions in full
 
 # %% [markdown]
 # ## What interpretation is for
@@ -123,7 +124,9 @@ taxonomy = pd.DataFrame(
          "gradients", 3),
         ("DeepLift, DeepLiftShap", "local",
          "modified backward pass: rescale rule relative to a reference", "a rule for every activation type", 3),
-        ("CAM, Grad-CAM and variants", "local", "layer activations weighted by gradients",
+        ("CAM", "local", "last feature maps weighted by the classifier's weights",
+         "global average pooling then one linear layer", 4),
+        ("Grad-CAM and variants", "local", "layer activations weighted by gradients",
          "a layer with spatial feature maps", 4),
         ("Guided Backprop", "local", "modified backward pass through activations",
          "ReLU-like activations", 4),
@@ -171,7 +174,9 @@ print("training mode:", model.training)
 # %% [markdown]
 # Its activation functions are `ReLU6`, $\min(\max(x, 0), 6)$, not `nn.ReLU`: code that
 # finds "the ReLUs" by type, as many tutorials do for guided backpropagation, silently finds
-# none. The course's methods do not depend on the activation type.
+# none. The course's methods find ReLU and ReLU6 whether they are modules or function calls;
+# methods whose rules exist only for ReLU-like activations (Guided Backprop, DeepLift) say in
+# their chapters what they do with others such as GELU.
 #
 # The photos ship with scikit-image and matplotlib. Preprocessing resizes the short side to
 # 256 pixels (bicubic), crops the central 224 x 224 and maps each channel from $[0, 1]$ to
