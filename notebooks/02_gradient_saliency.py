@@ -144,6 +144,8 @@ with torch.no_grad():
         print(f"{eps:>9.0e} {actual:>+16.4e} {predicted:>+18.4e} {abs(actual - predicted) / abs(predicted):>15.1e} "
               f"{switched:>21}")
 print(f"ReLU6 units in the network for this image: {base_pieces.numel():,}")
+print(f"a step of eps = 1 along a unit direction changes each input value by {1 / direction[0].numel() ** 0.5:.4f} "
+      f"(root mean square); one 8-bit grey level is {2 / 255:.4f} in this model's input units")
 
 # %% [markdown]
 # Read the last column first. EfficientNet-Lite0 is *piecewise linear*: convolutions, batch
@@ -154,7 +156,8 @@ print(f"ReLU6 units in the network for this image: {base_pieces.numel():,}")
 # no unit switched. A step of $10^{-5}$ already moves one of the network's 6.2 million units
 # across a kink and the relative error jumps to $5 \times 10^{-4}$; every switch bends the
 # function, so the error grows with the step, and at $\varepsilon = 1$, with some 24,000 units
-# switched, it is 17 percent. The gradient is a description of the model in a tiny
+# switched, it is 17 percent. Even that largest step is invisible: it moves each input value by
+# about a third of one 8-bit grey level (last line). The gradient is a description of the model in a tiny
 # neighbourhood of the image, nothing more: the exact linear region around a real photo is
 # smaller than any visible change.
 
@@ -240,7 +243,7 @@ for what, values in comparisons.items():
 # same method compares with another image. Chapter 03 makes this reference explicit as the
 # *baseline*.
 
-# %% mystnb={"image": {"alt": "Two rows (cat and motorcycle): the photo, the signed gradient and the signed gradient x input, both on an orange-purple scale with orange positive, each with a colour bar. Gradient x input is near zero where the photo is close to mid-grey."}}
+# %% mystnb={"image": {"alt": "Two rows (cat and motorcycle): the photo, the signed gradient (orange: brightening the pixel raises the score) and the signed gradient x input (orange: the pixel adds to the score relative to the grey image), both on an orange-purple scale, each with a colour bar. Gradient x input is near zero where the photo is close to mid-grey."}}
 gxi = cl.gradient_x_input(model, x)
 fig = viz.method_grid(
     x[shown],
@@ -248,11 +251,15 @@ fig = viz.method_grid(
      "gradient x input (signed)": cl.reduce_channels(gxi, "signed")[shown]},
     denormalize=imagenet.denormalize,
     signed={"gradient (signed)": True, "gradient x input (signed)": True},
+    sign_legend={"gradient x input (signed)": viz.CONTRIBUTION_LEGEND},
     row_titles=[names[i] for i in shown],
 )
 plt.show()
 
 # %% [markdown]
+# The two colour bars say different things. Orange in the gradient means "brightening this
+# pixel raises the score"; orange in gradient x input means "this pixel, as it is, adds to the
+# score relative to the grey image", and a dark pixel with a positive gradient is purple there.
 # Where the image is close to mid-grey, gradient x input is close to zero whatever the
 # gradient: the method cannot attribute to what is already at the reference.
 #
@@ -279,14 +286,16 @@ for n, fx, f0, total in zip(names, score_x, score_0, gxi.sum(dim=(1, 2, 3))):
 # $f_c(x) = \nabla f_c(x) \cdot x + b_c(x)$, where the *local bias* $b_c(x)$ collects every
 # bias, batch-norm shift and saturated ReLU6 (a constant 6) along the active paths. Gradient x
 # input sums to $\nabla f_c(x) \cdot x = f_c(x) - b_c(x)$: it explains the score minus the
-# local bias, and here the local bias (9.3 to 11.1) is as large as the whole score or larger. The bias of the
+# local bias, and here the local bias (9.3 to 11.1) is comparable to the whole score (10.4 of
+# 11.4 for the espresso) or larger than it (the cat and the motorcycle). The bias of the
 # region around $x$ is not $f_c(0)$, because the grey image lies in another region with other
 # active units. A linear model has one region, which is why completeness held there.
 #
 # Chapter 03 repairs this with Integrated Gradients: instead of one gradient at $x$, it
 # integrates the gradients along the straight path from the baseline (here the grey image) to
 # $x$, crossing all the regions in between, and the contributions then add up to
-# $f_c(x) - f_c(\text{baseline})$ by construction.
+# $f_c(x) - f_c(\text{baseline})$ by construction, up to the error of approximating the
+# integral with finitely many steps, which chapter 03 measures.
 #
 # ### Checking against Captum
 #
@@ -324,7 +333,7 @@ for name, (ours, theirs) in checks.items():
 #
 # Two variants change the statistic. **SmoothGrad-squared** averages the squared gradient,
 # $\frac1n \sum_i (\nabla f_c(x+\epsilon_i))^2$, which is non-negative and emphasises the large
-# values. **VarGrad** {footcite}`adebayo2018sanity` takes their variance,
+# values. **VarGrad** {footcite}`adebayo2018local` takes their variance,
 # $\frac1n \sum_i (\nabla f_c(x+\epsilon_i))^2 - \hat M_c(x)^2$. The target class is fixed on
 # the clean image, so every noisy copy explains the same class.
 #
@@ -405,9 +414,11 @@ print(f"\nsquared mean / mean square, summed over pixels: {share:.3f}")
 # than the vanilla gradient (0.44) and concentrates on the face. SmoothGrad as defined, with
 # the same 50 samples, is *more* speckled than the vanilla gradient (0.29): the signed
 # gradients of the noisy copies point in very different directions, their average is small, and
-# what is left of it is mostly Monte Carlo noise. So where the absolute value is taken decides
-# whether SmoothGrad smooths. (Captum's `NoiseTunnel(Saliency(model))` takes it first, because
-# `Saliency` returns $\lvert g\rvert$ by default: see the check below.)
+# what is left of it is mostly Monte Carlo noise. On this model and this image, then, where the
+# absolute value is taken decides whether SmoothGrad smooths at the paper's sample count; how
+# many samples the signed average would need is the subject of the next measurement. (Captum's
+# `NoiseTunnel(Saliency(model))` takes the absolute value first, because `Saliency` returns
+# $\lvert g\rvert$ by default: see the check below.)
 #
 # SmoothGrad-squared {footcite}`hooker2019benchmark` and VarGrad look alike for a measured
 # reason: VarGrad is the mean square minus the squared mean, and the squared mean is only
@@ -447,19 +458,24 @@ plt.show()
 # %% [markdown]
 # One noisy signed gradient is several times larger than the average it estimates, and the
 # error of the running mean falls roughly like $1/\sqrt{n}$: every halving costs four times the
-# samples, each a forward and a backward pass. That is why SmoothGrad with a handful of samples
-# looks *noisier* than the vanilla gradient, and why the paper used around 50. Magnitudes and
-# squares cannot cancel, so their averages settle after a few samples. (The last points of each
-# curve are optimistic: the reference contains the samples being compared.)
+# samples, each a forward and a backward pass. At $n = 25$ the signed average is still 0.77 of
+# its own size away from the 50-sample mean, so even 50 samples leave it dominated by Monte
+# Carlo error here: on this ReLU6 network and this photo the signed gradients cancel so much
+# (their mean is a few percent of a single gradient) that the paper's sample count of about
+# 50 is far too few. Magnitudes and squares cannot cancel, so their averages settle faster:
+# at $n = 8$, 0.30 for the mean of magnitudes against 1.71 for the signed mean. (The last points
+# of each curve are optimistic: the reference contains the samples being compared.)
 #
-# ### Does it localise better? Measured where the truth is known
+# ### Does it localise better? Measured where the object is known
 #
-# Smoothness is not correctness. On the course's Shapes images we know which pixels belong to
-# the object, so we can ask how much of a map's total mass falls on the object (the objects
-# cover 16 percent of an image on average, so a map that ignores them scores about 0.16). We
-# sweep the noise level with 50 samples per image, enough that the Monte Carlo error measured
-# above does not decide the comparison, on 32 test images of the Shapes CNN, and count how
-# many noisy copies the model no longer classifies correctly.
+# Smoothness is not correctness, and a smooth map is not yet a faithful one. On the course's
+# Shapes images we know which pixels belong to the object (not which pixels this model uses:
+# that question is chapter 08's), so we can ask how much of a map's total mass falls on the
+# object. A uniform or random map scores the share of the image the object covers (printed
+# below). SmoothGrad on the small Shapes CNN, averaging signed gradients as defined, with 50
+# samples per image, on 32 test images; we count how many noisy copies the model no longer
+# classifies correctly, and repeat the two low noise levels with a second noise seed to see how
+# much of the result is Monte Carlo error.
 
 # %%
 shapes = cl.load_model("shapes_cnn")
@@ -475,13 +491,14 @@ def mass_on_object(m):
 
 vanilla_shapes = cl.vanilla_gradient(shapes.model, xs, target=ys, reduce="max_abs")
 on_vanilla = mass_on_object(vanilla_shapes)
-print(f"{'noise':>6} {'copies misclassified':>21} {'SmoothGrad on object':>21} {'better than vanilla':>20} "
-      f"{'mean |g| on object':>19}")
-print(f"{0:>6} {'0 %':>21} {float(on_vanilla.mean()):>14.3f} ± {float(on_vanilla.std()):.3f}")
-sweep_maps = {"noise 0": vanilla_shapes[:2]}
-for level in [0.05, 0.1, 0.2, 0.4]:
+print(f"share of the image covered by the object: {float(masks.mean(dim=(1, 2)).mean()):.3f} on average")
+
+
+def smoothgrad_on_object(level, noise_seed):
+    """SmoothGrad (signed mean, then max_abs) and mean |g| of the 32 images, their mass on the
+    object, and how many of the noisy copies are misclassified."""
     sd = cl.noise_stdev(xs, level).view(-1, 1, 1, 1)
-    shape_noise = torch.randn((50, *xs.shape[1:]), generator=torch.Generator().manual_seed(1))
+    shape_noise = torch.randn((50, *xs.shape[1:]), generator=torch.Generator().manual_seed(noise_seed))
     total, total_abs, wrong = torch.zeros_like(xs), torch.zeros_like(xs), 0
     for e in shape_noise:
         noisy = xs + sd * e
@@ -490,11 +507,29 @@ for level in [0.05, 0.1, 0.2, 0.4]:
         with torch.no_grad():
             wrong += int((shapes.model(noisy).argmax(dim=1) != ys).sum())
     sg = cl.reduce_channels(total / 50, "max_abs")
-    on_sg, on_abs = mass_on_object(sg), mass_on_object(cl.reduce_channels(total_abs / 50, "max_abs"))
+    return sg, mass_on_object(sg), mass_on_object(cl.reduce_channels(total_abs / 50, "max_abs")), wrong
+
+
+print(f"{'noise':>6} {'copies misclassified':>21} {'SmoothGrad on object':>21} {'better than vanilla':>20} "
+      f"{'mean |g| on object':>19}")
+print(f"{0:>6} {'0 %':>21} {float(on_vanilla.mean()):>14.3f} ± {float(on_vanilla.std()):.3f}")
+sweep_maps = {"noise 0": vanilla_shapes[:2]}
+on_sg_by_level = {}
+for level in [0.05, 0.1, 0.2, 0.4]:
+    sg, on_sg, on_abs, wrong = smoothgrad_on_object(level, noise_seed=1)
+    on_sg_by_level[level] = on_sg
     sweep_maps[f"noise {level:g}"] = sg[:2]
     print(f"{level:>6} {100 * wrong / (50 * len(xs)):>19.0f} % {float(on_sg.mean()):>14.3f} ± "
           f"{float(on_sg.std()):.3f} {int((on_sg > on_vanilla).sum()):>14} of 32 "
           f"{float(on_abs.mean()):>12.3f} ± {float(on_abs.std()):.3f}")
+
+# %%
+for level in [0.05, 0.1]:
+    _, again, _, _ = smoothgrad_on_object(level, noise_seed=2)
+    change = (again - on_sg_by_level[level]).abs()
+    print(f"noise {level}: with another noise seed, mass on the object {float(again.mean()):.3f} "
+          f"(per image it moves by at most {float(change.max()):.3f}); better than vanilla on "
+          f"{int((again > on_vanilla).sum())} of 32")
 
 # %% mystnb={"image": {"alt": "Two Shapes test images (a dotted red cross and a plain red square) and their SmoothGrad maps at noise levels 0, 0.05, 0.1, 0.2 and 0.4, each on its own inferno colour bar. Up to 0.1 the maps follow the object's outline; at 0.2 and 0.4 the mass spreads over the background."}}
 fig = viz.method_grid(test.images[:2], sweep_maps, row_titles=[shapes.labels[int(c)] for c in ys[:2]],
@@ -504,9 +539,12 @@ plt.show()
 # %% [markdown]
 # At low noise (0.05 and 0.1 of the input range, no copy misclassified) SmoothGrad puts more
 # of its mass on the object than the vanilla gradient: 0.44 against 0.39 on average, and the
-# gain is not one lucky image: it holds for 32 and 31 of the 32 images (third column). Averaging the
-# magnitudes (last column) helps less here, although it was the smoother map on the cat:
-# smoothness and localisation are different properties, and each needs its own measurement.
+# gain is not one lucky image: it holds for 32 and 31 of the 32 images (third column), and it
+# is not Monte Carlo luck either: with another noise seed each image's score moves by far less
+# than the gain (the lines above the figure). Here, on this small network, SmoothGrad as
+# defined works with 50 samples. Averaging the magnitudes (last column) helps little at 0.05
+# and not at all at 0.1, although it was the smoother map on the cat: smoothness and
+# localisation are different properties, and each needs its own measurement.
 # Past a noise level of about 0.2 the copies stop looking like the image to the model (44
 # percent of them are misclassified at 0.2, 80 percent at 0.4), and the map spreads over the
 # background: it now answers "where would *some* input near here be sensitive?", not "where is
@@ -549,7 +587,11 @@ with torch.no_grad():
 # noise from the global generator in chunks of `nt_samples_batch_size` copies; seeding that
 # generator with our seed gives the same noise as our single draw (chunk by chunk or at once,
 # the same numbers come out when a copy's size, here 3 x 224 x 224, is a multiple of 16). We
-# check with chunks of 2 copies for 4 samples, so Captum's chunking is exercised:
+# check with chunks of 2 copies for 4 samples, so Captum's chunking is exercised. The check is
+# per image on purpose: on a batch the two differ by design. Captum takes one absolute `stdevs`
+# for the whole batch and draws different noise for each example; `course_lib` scales
+# $\sigma$ to each image's own range and gives every example the same draws, so that a batch
+# gives exactly the maps its images give one by one.
 
 # %%
 for kind, ours_fn in [("smoothgrad", cl.smoothgrad), ("smoothgrad_sq", cl.smoothgrad_squared),
@@ -586,10 +628,22 @@ for n, p, gl, gp in zip(names[1:], probs, g_logit, g_prob):
     print(f"{n:>10}: p = {float(p):.2f}   |grad logit| = {float(gl.norm()):.3f}   "
           f"|grad probability| = {float(gp.norm()):.4f}   ratio {float(gp.norm() / gl.norm()):.3f}")
 
+# %% mystnb={"image": {"alt": "Two rows (espresso and motorcycle): the photo, the max_abs map of the logit's gradient and of the probability's gradient, all maps on one shared inferno scale with one colour bar. The probability maps of the espresso are nearly black; the motorcycle's are fainter than its logit map but visible."}}
+shared = {"|grad logit|": cl.reduce_channels(g_logit, "max_abs"),
+          "|grad probability|": cl.reduce_channels(g_prob, "max_abs")}
+fig = viz.method_grid(x[1:], shared, row_titles=names[1:], shared_scale=True, label="|gradient|",
+                      denormalize=imagenet.denormalize)
+plt.show()
+for n, a, b in zip(names[1:], *shared.values()):
+    print(f"{n:>10}: rank correlation of the two maps {rank_agreement(a[None], b[None])[0]:.2f}")
+
 # %% [markdown]
 # The probability's gradient is the logit's gradient scaled (roughly) by $p(1-p)$ plus terms
-# from the other classes, so a confident prediction gets a faint map for reasons that have
-# nothing to do with the image. The course explains logits unless a chapter says otherwise.
+# from the other classes. On one shared scale the confident espresso's probability map all but
+# disappears, for a reason that has nothing to do with the image; drawn each on its own scale,
+# the two maps would look alike, because they rank the pixels similarly (last lines): the
+# difference is in the magnitude, which per-map colour scales hide. The course explains logits
+# unless a chapter says otherwise.
 #
 # **A model in training mode.** Dropout and batch normalisation in training mode make every
 # map different and let the images of a batch influence each other. Every course method warns:
@@ -635,8 +689,10 @@ print(caught[0].message)
 # - Gradient x input is complete for a linear model only. On this network its contributions do
 #   not add up to the change of score from the grey image, and for two of three photos not even
 #   its sign: the local bias is missing. Chapter 03's Integrated Gradients fixes this.
-# - SmoothGrad smooths when magnitudes are averaged, or with enough samples; it localises the
-#   Shapes objects better at low noise and worse once the noisy copies are misclassified.
+# - SmoothGrad's signed average needs many samples where gradients cancel: on the cat even 50
+#   left it more speckled than the plain gradient, while averaging magnitudes smoothed it. On
+#   the Shapes CNN, SmoothGrad as defined put more mass on the object at low noise, on nearly
+#   every image, and less once the noisy copies were misclassified.
 #   SmoothGrad-squared and VarGrad differ by the squared mean, a few percent here.
 # - Every function here agrees with Captum, once Captum's absolute `stdevs` and default
 #   `abs=True` are accounted for.
