@@ -162,8 +162,9 @@ for n, m in zip(photos, occ[:, 0]):
 #
 # Captum's `Occlusion` places its windows the same way and also averages overlapping windows.
 # Its windows are given over all dimensions of one example, so a window covering every channel
-# is `(3, 32, 32)`. Three of its defaults differ from ours: `strides=1`, `baselines=0` and
-# `perturbations_per_eval=1` (one occluded image per forward pass). We compare on the cat with
+# is `(3, 32, 32)`. Its fill is `baselines` (0 by default, as ours). Two defaults matter:
+# `strides=1`, where we ask for a stride explicitly, and `perturbations_per_eval=1`, one
+# occluded image per forward pass (our `batch_size` is 64). We compare on the cat with
 # window 64 and stride 32, and on four Shapes images with overlapping windows and a blurred fill.
 # Captum returns float32 sums divided by the window counts; the tolerance is $10^{-5}$ of the
 # map's largest value, for float32 sums taken in a different order.
@@ -379,9 +380,9 @@ plt.show()
 # It is the only sharing rule with four properties: **efficiency** (the values sum to
 # $v(\text{all}) - v(\varnothing) = f_c(x) - f_c(b)$), **symmetry** (segments that contribute
 # alike get the same value), the **null player** (a segment that never changes the score gets
-# zero) and **linearity** in the game {footcite}`lundberg2017unified`. Chapter 03 meets the
-# same values through Integrated Gradients and GradientSHAP, over pixels and approximately; here
-# the players are a handful of superpixels and the formula can be evaluated *exactly*: all
+# zero) and **linearity** in the game {footcite}`lundberg2017unified`. Chapter 03 comes to
+# Shapley values from the gradient side, over pixels; here the players are a handful of
+# superpixels and the formula can be evaluated *exactly* on a real network: all
 # $2^M$ coalitions, 4,096 forward passes for 12 segments, each extra segment doubling the cost.
 #
 # `cl.coalition_values` scores every coalition; `cl.shapley_from_values` applies the formula
@@ -564,8 +565,9 @@ print(f"kernel_shap vs Captum KernelShap: max |difference| / max |score| = "
 # $\pi(z) = \exp\!\big(-d(z)^2 / (2\,\text{width}^2)\big)$ with $d(z) = 1 - \sqrt{|z|/M}$
 # the cosine distance between $z$ and the all-ones vector, and the fit is a ridge regression
 # (penalty $\alpha = 1$, unconstrained intercept). These are the `lime` package's defaults for
-# images (width 0.25). Nothing in this objective makes the coefficients Shapley values, or
-# makes them sum to $f_c(x) - f_c(b)$.
+# images (width 0.25; the package also adds the full image as the first sample, we do not).
+# Nothing in this objective makes the coefficients Shapley values, or makes them sum to
+# $f_c(x) - f_c(b)$.
 
 # %%
 print(inspect.getsource(cl.lime_kernel))
@@ -750,9 +752,9 @@ for i, phi, phi_blur in zip(chosen, exact, blur_values):
 # package's LIME (distance between images, width 1, Lasso); its `KernelShap` imposes the
 # efficiency constraint only approximately. Say which settings you used.
 #
-# **Probability or logit.** We explain logits. A probability near 1 hardly moves when a window
-# hides part of the object, so occlusion of a saturated softmax shows little, for the same
-# reason as the gradient of chapter 02.
+# **Probability or logit.** We explain logits, as every chapter of the course does: a
+# probability near 1 saturates (chapter 02 measures what that does to a gradient), and a
+# saturated score hides the drops that occlusion and the Shapley methods are made of.
 
 # %% [markdown]
 # ## When is each method worth its cost?
