@@ -304,7 +304,7 @@ pd.DataFrame(report).rename(index={
     "tag_on_others": "accuracy, other classes tagged",
     "others_called_shortcut": "tagged other classes called circle",
     "training_like": "accuracy, tags as in training",
-}).style.format("{:.1%}")
+}).map(lambda v: f"{v:.1%}")  # plain strings: a Styler's random table id would change each run
 
 # %% [markdown]
 # Read the table from the bottom up. Tested as it was trained, with the tag on circles, the
