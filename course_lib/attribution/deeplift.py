@@ -89,10 +89,13 @@ class _Rescale(torch.autograd.Function):
         small = dz.abs() < EPS
         multiplier = dy / torch.where(small, torch.ones_like(dz), dz)
         if small.any():
+            # Only where needed (often: units dead or saturated for input and baseline alike
+            # feed identical pre-activations to the next layer). g is element-wise, so it can
+            # be evaluated on the gathered values.
             with torch.enable_grad():
-                zi = z[:n].detach().requires_grad_(True)
-                (tangent,) = torch.autograd.grad(g(zi).sum(), zi)
-            multiplier = torch.where(small, tangent, multiplier)
+                zs = z[:n][small].detach().requires_grad_(True)
+                (tangent,) = torch.autograd.grad(g(zs).sum(), zs)
+            multiplier = multiplier.masked_scatter(small, tangent)
         ctx.save_for_backward(multiplier)
         ctx.n = n
         return y
