@@ -67,7 +67,7 @@ import numpy as np
 import torch
 from bertviz import head_view, model_view
 from bertviz.util import format_attention
-from scipy.stats import kendalltau, spearmanr
+from scipy.stats import kendalltau
 
 import course_lib as cl
 from course_lib import viz
@@ -191,8 +191,8 @@ print("special:", ours.special[1].int().tolist())
 # %% [markdown]
 # The longest sentence, which needed no padding, agrees exactly; the padded two differ below
 # $10^{-6}$, float32 rounding from computing in a longer batch (padding adds exact zeros to the
-# softmax). The course's tests hold the same comparison to $10^{-12}$ in float64 on four
-# architectures (BERT, DistilBERT, RoBERTa, ELECTRA).
+# softmax). The course's tests (`tests/test_attention.py`) hold the same comparison to
+# $10^{-12}$ in float64 on four architectures (BERT, DistilBERT, RoBERTa, ELECTRA).
 
 # %% [markdown]
 # ## One head, all heads, averages
@@ -240,13 +240,18 @@ plt.show()
 fig = cl.attention_grid(neg_maps[prev_layer], neg_tokens, ncols=4, cell=1.8,
                         suptitle=f"all {n_heads} heads of layer {prev_layer}")
 plt.show()
+grid = neg_maps[prev_layer]  # heads x T x T
+print(f"layer {prev_layer}, mean over the {grid.shape[-1]} rows of each head")
+print(f"{'head':>4} {'on [CLS]':>9} {'on itself':>10}")
+for hd in range(n_heads):
+    print(f"{hd:>4} {float(grid[hd, :, 0].mean()):>9.2f} {float(torch.diagonal(grid[hd]).mean()):>10.2f}")
 
 # %% [markdown]
-# Apart from head 2, the heads of the first layer spread their weight more broadly. Several
-# (1, 4, 5, 6, 7, 10, 11) send a large share to `[CLS]` (the bright first column), most of all
-# from the first tokens; heads 5 and 8 keep part of some tokens' weight on the token itself
-# (`not` and `good` in head 5, `the` and `film` in head 8). Reading a function into each of
-# these from one sentence would be guesswork. Averaging is the usual way to summarise so many
+# Apart from head 2, the heads of the first layer spread their weight more broadly. Seven of
+# them (heads 1, 6, 7, 8, 9, 10 and 11) send 0.35 to 0.45 of their weight to `[CLS]` (the
+# bright first column), on average over the rows, and head 3 almost none (0.04); none keeps
+# more than 0.27 on the token itself (head 8). Reading a function into each of these from one
+# sentence would be guesswork. Averaging is the usual way to summarise so many
 # maps:
 
 # %%
@@ -268,8 +273,10 @@ for title, a in averages.items():
 # %% [markdown]
 # The averages are still distributions (rows sum to 1), and they are smooth, but they describe
 # no head. The previous-token pattern, exact in head 0.2 (weight 1.00), is down to 0.22 in the
-# layer's average and 0.15 over all layers, while `[CLS]` rises from 0.25 to 0.59 because many
-# heads of the later layers send most of their weight there. An average over heads answers
+# layer's average and 0.15 over all layers. The share on `[CLS]` is 0.31 in the layer's
+# average, which lies, as any mean must, between its heads' shares (0.04 to 0.45, printed under
+# the grid); it rises to 0.59 only in the average over all layers, because many heads of the
+# later layers send most of their weight there. An average over heads answers
 # "where does attention go overall?", not "what does the model do?"
 
 # %% [markdown]
@@ -370,7 +377,12 @@ for name in ["cls", "sep", "previous", "next", "self", "same_word"]:
     print(f"{name:<10} {int((means > 0.5).sum()):>6} | {f'{best[0]}.{best[1]}':>5} {means[best]:>5.2f} "
           f"{table[name + '_sd'][best]:>5.2f} {f'{lo:.2f}-{hi:.2f}':>11} {above:>9.0%}")
 ln_t = np.log([len(t) for t in corpus_maps.tokens])
-print(f"a uniform row would have entropy ln T = {ln_t.mean():.2f} nats on average")
+relative = (stats["entropy"] / torch.tensor(ln_t)[:, None, None]).mean(0)  # layers x heads
+print("row entropy / ln T (1 = uniform, 0 = one token), mean over the sentences, per layer over its heads:")
+for lay in range(n_layers):
+    values = relative[lay]
+    print(f"  layer {lay}: min {float(values.min()):.2f} (head {int(values.argmin())}), "
+          f"median {float(values.median()):.2f}, max {float(values.max()):.2f}")
 
 # %% [markdown]
 # What the corpus says, for *MiniLM*:
@@ -387,10 +399,10 @@ print(f"a uniform row would have entropy ln T = {ln_t.mean():.2f} nats on averag
 # - **Word pieces.** Only 16 of the 200 sentences contain a split word, so this statistic rests
 #   on few examples. Head 0.2 scores highest, 0.55, simply because the previous token of a piece
 #   is often a piece of the same word: a statistic does not say *why* a head attends somewhere.
-# - **Broad and sharp heads.** Most heads of layer 0 have rows with an entropy between 1.5
-#   and 2.1 nats, close to that of a uniform row (2.37 on average), except head 0.2 (0.0: all
-#   weight on one token); the heads of layers 1 and 2 are sharper (down to 0.4), mostly because
-#   of their weight on `[CLS]`.
+# - **Broad and sharp heads.** Measured against a uniform row (entropy / ln T: 1 when uniform,
+#   0 when all weight is on one token), the heads of layer 0 are broad (median 0.81, up to
+#   0.89), except head 0.2 (0.00); layers 1 and 2 are the sharpest (medians 0.37 and 0.39,
+#   down to 0.22 and 0.15), and layers 3 to 5 lie between (medians 0.60, 0.47 and 0.54).
 
 # %% [markdown]
 # ## Attention is not explanation
@@ -433,7 +445,8 @@ for kind in ["plain", "negation", "contrast"]:
 # need one number per word. In this classifier the prediction reads the *mean* of the last
 # layer's token vectors, and each of those mixes the value vectors with the last layer's
 # attention; so the weight a word receives in the last layer, averaged over the queries and
-# the heads, is how much of that mixture comes from it. That is our **attention score**.
+# the heads, is how much weight the mixture gives it (how much it *contributes* also depends on
+# the size of its value vector, as the sink pitfall below shows). That is our **attention score**.
 #
 # Its rival is **leave-one-out**: remove one word (mask it out of the attention and of the mean)
 # and measure how much the predicted class's margin (the difference of the two logits) drops.
@@ -543,79 +556,125 @@ def permute_keys(weights, generator):
 
 
 def uniform(weights):
+    """Every token attends equally to every real token of its sentence."""
     mask = batch["attention_mask"][:, None, None, :].to(weights.dtype)
     return (mask / mask.sum(-1, keepdim=True)).expand_as(weights).clone()
 
 
-generator = torch.Generator().manual_seed(0)
 real_rows = batch["attention_mask"][:, None, :].double()  # N x 1 x T: the rows that are tokens
-results = {}
-for name, edit in [("permuted", lambda w: permute_keys(w, generator)), ("uniform", uniform)]:
+positive_label = labels == 1
+
+
+def run_edit(edit):
     with torch.no_grad(), cl.attention_replaced(classifier, edit, layers=n_layers - 1):
         out = classifier(**batch, output_attentions=True)
     prob = out.logits.softmax(-1)
     row_change = 0.5 * (out.attentions[-1] - base.attentions[-1]).abs().sum(-1)  # N x heads x T
-    results[name] = dict(
+    return dict(
         map=(row_change * real_rows).sum((1, 2)) / (real_rows.sum((1, 2)) * n_heads),
         out=(prob[:, 1] - base_prob[:, 1]).abs(),
         flip=prob.argmax(-1) != pred,
+        positive=prob.argmax(-1) == 1,
         acc=prob.argmax(-1) == labels,
     )
+
+
+n_permutations = 5  # one random permutation per head and sentence in each run
+runs = {"permuted": [run_edit(lambda w, g=torch.Generator().manual_seed(seed): permute_keys(w, g))
+                     for seed in range(n_permutations)],
+        "uniform": [run_edit(uniform)]}  # uniform attention is one fixed edit
 
 
 def share(flags):
     return float(flags.double().mean())
 
 
-print(f"{'last layer':<10} {'kind':<9} {'map change':>10} {'|dp| < 0.05':>11} {'flipped':>8} {'accuracy':>9}")
-print(f"{'':<10} {'':<9} {'(median)':>10}")
-for name, r in results.items():
-    for kind in ["plain", "negation", "contrast"]:
-        sel = torch.tensor(kinds == kind)
-        print(f"{name:<10} {kind:<9} {float(r['map'][sel].median()):>10.2f} "
-              f"{share(r['out'][sel] < 0.05):>11.0%} {share(r['flip'][sel]):>8.0%} {share(r['acc'][sel]):>9.0%}")
-for name, r in results.items():
-    print(f"{name}: flipped {share(r['flip'][pred == 1]):.0%} of the sentences predicted positive, "
-          f"{share(r['flip'][pred == 0]):.0%} of those predicted negative")
+def spread(values):  # median over the runs, with min-max when there are several
+    values = np.array(values)
+    if len(values) == 1:
+        return f"{values[0]:.0%}"
+    return f"{np.median(values):.0%} ({values.min():.0%}-{values.max():.0%})"
+
+
+groups = {kind: torch.tensor(kinds == kind) for kind in ["plain", "negation", "contrast"]}
+print(f"{'':<10} {'kind':<9} {'labels':>9} {'map change':>10} {'|dp| < 0.05':>11} {'flipped':>8} "
+      f"{'predicted':>10} {'accuracy':>9}")
+print(f"{'':<10} {'':<9} {'positive':>9} {'(median)':>10} {'':>11} {'':>8} {'positive':>10}")
+for kind, sel in groups.items():
+    print(f"{'none':<10} {kind:<9} {share(positive_label[sel]):>9.0%} {'':>10} {'':>11} {'':>8} "
+          f"{share(pred[sel] == 1):>10.0%} {share((pred == labels)[sel]):>9.0%}")
+for name, rs in runs.items():
+    for kind, sel in groups.items():
+        m = np.median([float(r["map"][sel].median()) for r in rs])
+        cols = [np.median([share(r[key][sel] if key != "out" else r["out"][sel] < 0.05) for r in rs])
+                for key in ["out", "flip", "positive", "acc"]]
+        print(f"{name:<10} {kind:<9} {share(positive_label[sel]):>9.0%} {m:>10.2f} {cols[0]:>11.0%} "
+              f"{cols[1]:>8.0%} {cols[2]:>10.0%} {cols[3]:>9.0%}")
+print(f"(permuted: median over {n_permutations} random permutations)")
+print()
+print("by the class predicted with the model's own attention; permuted: median (min-max) "
+      f"over {n_permutations} permutations")
+for name, rs in runs.items():
+    print(f"{name}: predicted positive after the edit {spread([share(r['positive']) for r in rs])} "
+          f"of all {len(review_texts)} sentences")
+    for cls_, label in [(1, "positive"), (0, "negative")]:
+        sel = pred == cls_
+        print(f"  predicted {label} ({int(sel.sum())}): |dp| < 0.05 {spread([share(r['out'][sel] < 0.05) for r in rs])}, "
+              f"kept the prediction {spread([share(~r['flip'][sel]) for r in rs])}")
+results = {name: rs[0] for name, rs in runs.items()}  # the first permutation, drawn below
 
 # %% [markdown]
-# Both edits move about two thirds of the attention mass (map change 0.62 to 0.72), and the
-# model's answer to that depends on the sentence:
+# Both edits move most of the attention mass (median map change 0.62 to 0.72), and what the
+# model does then depends on the class it predicted with its own attention, more than on the
+# kind of sentence:
 #
-# - **The model needs this attention** (Wiegreffe and Pinter's test). With uniform attention in
-#   its last layer, accuracy falls from 93-100 percent to 41-57 percent; on negation and
-#   contrast it is below chance. So the learned weights do real work, and the last lines say
-#   which: both edits flip almost only the sentences predicted *negative* (99 and 77 percent of
-#   them, against 4 and 14 percent of the positive ones). Without its learned last-layer
-#   attention the model leans positive; routing the negative evidence ("not", "awful", the
-#   clause after "but") is the job that attention does here.
-# - **Very different attention often gives the same answer** (Jain and Wallace's test). After a
-#   permutation, 35 percent of the plain sentences keep their probability within 0.05 and 73
-#   percent keep their prediction; even for negation and contrast, 15 percent barely move.
-#   For those sentences the attention we would draw is one of many that lead to the same
-#   prediction, so it cannot be *the* reason for it.
+# - **Without its learned last-layer attention the model falls back to "positive".** With
+#   uniform attention it predicts positive for 98 percent of the 200 sentences; after a
+#   permutation, for 82 percent (median over 5 permutations; 78 to 82). So the accuracies under
+#   uniform attention (57, 42 and 41 percent) are not "below chance": each is near the share of
+#   positive labels among that kind of sentence (56, 48 and 41 percent), the accuracy of always
+#   answering "positive". Of the sentences
+#   predicted negative, uniform attention keeps the prediction of 1 percent and a permutation of
+#   25 percent (23 to 28). The model needs this attention (Wiegreffe and Pinter's test), and
+#   what it needs it for is the negative evidence ("not", "awful", the clause after "but").
+# - **Very different attention often gives the same answer, for positive predictions** (Jain
+#   and Wallace's test). Of the sentences predicted positive, a permutation keeps the
+#   prediction of 89 percent (83 to 93) and the probability within 0.05 for 44 percent (43 to
+#   52); uniform attention keeps 96 and 59 percent. For those sentences the attention we would
+#   draw is one of many that lead to the same prediction, so it cannot be *the* reason for it.
+#   But this reading holds only for the positive class, and for a reason: positive is where
+#   the model ends up once its learned attention is gone, so an edit that destroys the
+#   attention's work leaves a positive prediction standing. For the negative predictions it
+#   fails: only 5 percent (3 to 8) keep their probability within 0.05 under a permutation, and
+#   none under uniform attention.
 #
 # The size of the change to the map hardly predicts the change to the prediction:
 
 # %%
 fig, ax = plt.subplots(figsize=(6.4, 4.2))
 r = results["permuted"]
-for kind, marker in [("plain", "o"), ("negation", "s"), ("contrast", "^")]:
-    sel = kinds == kind
-    ax.scatter(r["map"][sel], r["out"][sel], s=14, marker=marker, alpha=0.7, label=kind)
+for cls_, label, marker in [(1, "positive", "o"), (0, "negative", "s")]:
+    sel = (pred == cls_).numpy()
+    ax.scatter(r["map"][sel], r["out"][sel], s=14, marker=marker, alpha=0.7, label=label)
 ax.set_xlabel("change of the last layer's attention\n(total variation, mean over rows and heads)")
 ax.set_ylabel("|change of p(positive)|")
 ax.set_ylim(-0.02, 1.02)
-ax.legend(title="sentence kind")
-ax.set_title("permuted last-layer attention, one point per sentence")
+ax.legend(title="predicted\n(own attention)", loc="upper left", bbox_to_anchor=(1.01, 1))
+ax.set_title("permuted last-layer attention (first permutation), one point per sentence")
 plt.show()
-rho = spearmanr(r["map"], r["out"]).statistic
-print(f"Spearman rho(map change, prediction change), {len(review_texts)} sentences: {rho:.2f}")
+lo, hi = np.percentile(r["map"].numpy(), [5, 95])
+print(f"map change, 5th to 95th percentile over the {len(review_texts)} sentences: {lo:.2f} to {hi:.2f}")
+for cls_, label in [(1, "positive"), (0, "negative")]:
+    sel = pred == cls_
+    print(f"predicted {label}: median |dp| {float(r['out'][sel].median()):.2f}")
 
 # %% [markdown]
-# Sentences whose maps changed by the same amount end anywhere between "no change" and
-# "flipped with certainty" (the points fill the whole height of the plot), and the rank
-# correlation between the two changes is weak. How much an attention map changes is not a
+# What separates small from large changes of the prediction is the predicted class, not the
+# size of the change to the map: at the same map change, the negative predictions mostly move
+# a lot (median $|\Delta p|$ 0.75) and the positive ones mostly little (median 0.07), with
+# points of both classes over much of the height. The map changes themselves lie in a narrow
+# range (5th to 95th percentile 0.59 to 0.81), too narrow for a correlation between the two
+# changes to say much, so we compute none. How much an attention map changes is not a
 # measure of how much its change matters: the values it mixes, the residual connection that
 # carries every token's own vector past the attention, and the layers after it all stand
 # between the weights and the output.
@@ -623,8 +682,8 @@ print(f"Spearman rho(map change, prediction change), {len(review_texts)} sentenc
 # Both readings hold at once, and that is the lesson: *the model uses its attention, and the
 # attention weights are not an explanation of its prediction.* They say where information is
 # moved from, in one layer; they carry no sign; they ignore the size of what is moved (the
-# next section measures that); and the prediction often does not depend on their particular
-# values. Chapter 11 asks the question directly: how much does each word contribute to the
+# next section measures that); and for many sentences (here, those predicted positive) the
+# prediction does not depend on their particular values. Chapter 11 asks the question directly: how much does each word contribute to the
 # prediction, with a sign and with contributions that add up, by Integrated Gradients on the
 # embeddings, and compares the answer with attention.
 
@@ -709,10 +768,12 @@ plt.show()
 # four columns one cell: the word attends to itself with 0.57. Which level you read changes
 # the story; say which one a figure shows.
 #
-# **Averaging over heads.** Shown above: averaging the heads of a layer turned a perfect
-# previous-token head (1.00) into a weak diagonal (0.22) and made `[CLS]` look more important
-# than any head of that layer says. Average only heads you have checked do the same thing,
-# and state the average in the caption.
+# **Averaging over heads.** Shown above: averaging the heads of layer 0 turned a perfect
+# previous-token head (1.00) into a weak diagonal (0.22). An average over heads cannot exceed
+# its largest head: layer 0's average put 0.31 on `[CLS]`, within its heads' 0.04 to 0.45; the
+# rise to 0.59 came from averaging over all layers, where the later layers' `[CLS]` heads
+# dominate, and it says nothing about layer 0. Average only heads you have checked do the same
+# thing, and state which layers and heads an average covers in its caption.
 #
 # **Padding without its mask.** In a batch, short sentences are padded. Without the
 # `attention_mask`, the model attends to the padding and every map of the short sentence
@@ -736,12 +797,16 @@ for name, att in [("padded, with attention_mask", with_mask), ("padded, without 
 # without it, some weights change by 0.85. `cl.attention_maps` always passes the mask and
 # cuts the padding away.
 #
-# **A model that never forms the matrix.** By default, recent versions of transformers compute
-# attention with PyTorch's fused *SDPA* kernel, which never materialises $A$: asked for
-# attentions, the model logs a warning and returns an empty tuple. `cl.attention_maps` turns
+# **A model that never forms the matrix.** In the transformers version the course pins
+# (printed below; other versions may differ), models compute attention by default with
+# PyTorch's fused *SDPA* kernel, which never materialises $A$: asked for attentions, the model
+# logs a warning and returns no weights. `cl.attention_maps` turns
 # that into an error that says what to do:
 
 # %%
+import transformers
+
+print("transformers", transformers.__version__)
 fused = copy.deepcopy(model)
 fused.set_attn_implementation("sdpa")
 try:
@@ -766,8 +831,9 @@ except ValueError as err:
 # - Attention is not explanation: on the sentiment classifier its ranking of words agrees only
 #   moderately with their leave-one-out effect (median $\tau$ 0.44), it carries no sign, the
 #   weight on the `[CLS]` sink multiplies a vector 27 times shorter than the others, and
-#   permuting it leaves many predictions unchanged, even though the model needs its attention
-#   (uniform attention breaks negation and contrast).
+#   permuting it leaves most *positive* predictions unchanged, even though the model needs its
+#   attention: without it, it predicts positive for almost every sentence, so the negative
+#   predictions flip.
 #
 # ## Exercises
 #

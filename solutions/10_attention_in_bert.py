@@ -109,7 +109,8 @@ print("max |difference| from the model's attentions[2]:", float((mine - reported
 #
 # The cell below computes the chapter's head statistics for MiniLM over the first 100
 # sentences of the sentiment corpus's *training* split (the chapter used the test split), and
-# lists the six heads with the largest mean weight on the previous token.
+# prints every head's mean weight on the previous token, as a grid of layers (rows) by heads
+# (columns).
 #
 # - `answer_prev_layer`, `answer_prev_head`: head 0.2 (layer 0, head 2) is the obvious
 #   previous-token head. Which head comes next, the one with the second largest mean weight
@@ -128,7 +129,9 @@ print("max |difference| from the model's attentions[2]:", float((mine - reported
 corpus = cl.load_dataset("sentiment")
 maps = cl.attention_maps(model, corpus.texts("train")[:100], tokenizer)
 table = cl.heads_table(cl.head_statistics(maps))
-print(table[["previous", "previous_sd", "next", "cls"]].sort_values("previous", ascending=False).head(6).round(3))
+grid = table["previous"].unstack("head")  # layers x heads, in the model's order
+print("mean weight on the previous token (rows: layers, columns: heads)")
+print(grid.round(3).to_string())
 
 # %% tags=["answer"]
 # YOUR ANSWER
@@ -151,7 +154,9 @@ public_checks("10", "find_heads")
 # every row on `[CLS]`. You average the 12 maps, as `cl.average_attention` does, and measure
 # the average map the way `cl.head_statistics` does.
 #
-# Predict first, then check with the try-it cell:
+# Predict first. The try-it cell below builds the same kind of layer for a *shorter* sentence
+# ($T = 6$) with fewer idle heads (9); use it to check your reasoning there, then apply it to
+# $T = 8$ and 11 idle heads.
 #
 # - `answer_avg_previous`: the average map's mean weight on the previous token (over the
 #   rows that have one, 1 to 7). (A number; 3 decimals are enough.)
@@ -176,23 +181,24 @@ answer_average_reading = "B"
 public_checks("10", "averaging")
 
 # %% tags=["skip-grading"]
-# Try it: build the 12 heads, average them, and measure.
-T = 8
+# Try it: the same construction for T = 6 tokens and 1 + 9 heads (not the graded case).
+T = 6
 previous_head = torch.zeros(T, T)
 previous_head[0, 0] = 1.0
 previous_head[torch.arange(1, T), torch.arange(T - 1)] = 1.0
 cls_head = torch.zeros(T, T)
 cls_head[:, 0] = 1.0
-layer = torch.stack([previous_head] + [cls_head] * 11)[None]  # 1 layer x 12 heads x T x T
+layer = torch.stack([previous_head] + [cls_head] * 9)[None]  # 1 layer x 10 heads x T x T
 average = cl.average_attention(layer)
-tokens = ["[CLS]", "the", "film", "was", "not", "good", ".", "[SEP]"]
+tokens = ["[CLS]", "not", "a", "good", "film", "[SEP]"]
 made_up = cl.AttentionMaps(
-    maps=[average[None, None]], tokens=[tokens], word_ids=[[None, 0, 1, 2, 3, 4, 5, None]],
+    maps=[average[None, None]], tokens=[tokens], word_ids=[[None, 0, 1, 2, 3, None]],
     special=[torch.tensor([t in ("[CLS]", "[SEP]") for t in tokens])],
     cls=[torch.tensor([t == "[CLS]" for t in tokens])], sep=[torch.tensor([t == "[SEP]" for t in tokens])],
 )
 stats = cl.head_statistics(made_up)
-print("average: previous", float(stats["previous"][0, 0, 0]), " [CLS]", float(stats["cls"][0, 0, 0]))
+print("T = 6, 10 heads, average: previous", round(float(stats["previous"][0, 0, 0]), 4),
+      " [CLS]", round(float(stats["cls"][0, 0, 0]), 4))
 
 # %% [markdown]
 # ## 4. Beyond the chapter (4 points)
