@@ -120,7 +120,8 @@ def coalition_scores(
     batch_size: int | None,
     bar=None,
 ) -> torch.Tensor:
-    """The target's score (logit) for each coalition: S scores, ``batch_size`` images per pass."""
+    """The target's score (logit) for each coalition: S scores on the CPU (the fits that use them
+    are small), ``batch_size`` images per pass on the image's device."""
     coalitions = coalitions.to(device=image.device, dtype=torch.bool)
     out = []
     with preserved_state(model), torch.no_grad():
@@ -128,7 +129,7 @@ def coalition_scores(
             images = coalition_images(image, baseline, segments, coalitions[chunk])
             logits = logits_of(model(images))
             _check_logits(logits, len(images))
-            out.append(logits[:, target])
+            out.append(logits[:, target].cpu())
             if bar is not None:
                 bar.update(len(images))
     return torch.cat(out)
@@ -142,7 +143,7 @@ def per_example(p: Prepared) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, 
 
 def spread(values: torch.Tensor, segments: torch.Tensor, channels: int) -> torch.Tensor:
     """M per-segment values -> C x H x W map holding each pixel's segment value."""
-    return values[segments].unsqueeze(0).expand(channels, *segments.shape).clone()
+    return values.to(segments.device)[segments].unsqueeze(0).expand(channels, *segments.shape).clone()
 
 
 def check_positive_int(value, name: str, minimum: int = 1) -> int:

@@ -75,7 +75,7 @@ def coalition_values(
     max_segments: int = MAX_EXACT_SEGMENTS,
     progress: bool | None = None,
 ) -> list[torch.Tensor]:
-    """The worth v(S) of every coalition of every image: N x C x H x W -> a list of N tensors of
+    """The worth v(S) of every coalition of every image: N x C x H x W -> a list of N CPU tensors of
     2^M_i scores, indexed as ``all_coalitions(M_i)`` (entry 0: the baseline, entry -1: the image).
 
     Every estimator of Shapley values only ever asks for some of these numbers; with the whole
