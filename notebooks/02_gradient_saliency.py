@@ -173,9 +173,9 @@ print(f"a step of eps = 1 along a unit direction changes each input value by {1 
 # | `sum_abs` | $\sum_k \lvert \partial f_c / \partial x_{k,i,j} \rvert$ | total magnitude over channels |
 # | `signed` | $\sum_k \partial f_c / \partial x_{k,i,j}$ | direction: brightening the pixel raises (+) or lowers (-) the score |
 
-# %% mystnb={"image": {"alt": "Two rows (the cat, predicted tiger cat, and the motorcycle, predicted moped): the photo, then its gradient reduced over colour channels three ways, max_abs and sum_abs on an inferno scale and the signed sum on an orange-purple scale with orange meaning brightening raises the score; each with its own colour bar, clipped at the 99th percentile. The two absolute maps look almost the same; the signed map mixes orange and purple speckle on neighbouring pixels."}}
+# %% mystnb={"image": {"alt": "The cat photo (predicted tiger cat), then its gradient reduced over colour channels three ways, max_abs and sum_abs on an inferno scale and the signed sum on an orange-purple scale with orange meaning brightening raises the score; each with its own colour bar, clipped at the 99th percentile. The two absolute maps look almost the same; the signed map mixes orange and purple speckle on neighbouring pixels."}}
 maps = {how: cl.reduce_channels(grad, how) for how in cl.REDUCTIONS}
-shown = [0, 2]  # two photos drawn at full resolution; the numbers below cover all three
+shown = [0]  # one photo drawn at full resolution (keeps the page light); the numbers below cover all three
 fig = viz.method_grid(
     x[shown], {how: m[shown] for how, m in maps.items()}, denormalize=imagenet.denormalize,
     signed={"signed": True}, row_titles=[labels[int(pred[i])] for i in shown], label="gradient",
@@ -243,7 +243,7 @@ for what, values in comparisons.items():
 # same method compares with another image. Chapter 03 makes this reference explicit as the
 # *baseline*.
 
-# %% mystnb={"image": {"alt": "Two rows (cat and motorcycle): the photo, the signed gradient (orange: brightening the pixel raises the score) and the signed gradient x input (orange: the pixel adds to the score relative to the grey image), both on an orange-purple scale, each with a colour bar. Gradient x input is near zero where the photo is close to mid-grey."}}
+# %% mystnb={"image": {"alt": "The cat photo, the signed gradient (orange: brightening the pixel raises the score) and the signed gradient x input (orange: the pixel adds to the score relative to the grey image), both on an orange-purple scale, each with a colour bar. Gradient x input is near zero where the photo is close to mid-grey."}}
 gxi = cl.gradient_x_input(model, x)
 fig = viz.method_grid(
     x[shown],
@@ -371,7 +371,7 @@ print("hand-made mean of the first 16 == smoothgrad(n_samples=16):",
 # the absolute value is taken, and that turns out to matter. All maps use the `max_abs`
 # reduction, each with its own colour scale:
 
-# %% mystnb={"image": {"alt": "A 2 by 3 grid for the cat: the photo, the vanilla gradient magnitude, SmoothGrad (magnitude of the mean signed gradient), the mean of gradient magnitudes, SmoothGrad-squared and VarGrad, each with its own inferno colour bar. The mean of magnitudes, SmoothGrad-squared and VarGrad are smooth and bright on the eyes and nose; SmoothGrad of signed gradients is more speckled than the vanilla map; SmoothGrad-squared and VarGrad look almost identical."}}
+# %% mystnb={"image": {"alt": "Three maps of the cat side by side, each with its own inferno colour bar: SmoothGrad (magnitude of the mean signed gradient over 50 noisy copies), the mean of gradient magnitudes, and SmoothGrad-squared. The mean of magnitudes and SmoothGrad-squared are smooth and bright on the eyes and nose; SmoothGrad of signed gradients is a fine speckle, more speckled than the vanilla map above."}}
 mean = noisy_grads.mean(dim=0, keepdim=True)
 mean_abs = noisy_grads.abs().mean(dim=0, keepdim=True)
 mean_sq = noisy_grads.pow(2).mean(dim=0, keepdim=True)
@@ -382,11 +382,11 @@ family = {
     "SmoothGrad-sq mean g²": cl.reduce_channels(mean_sq, "max_abs"),
     "VarGrad": cl.reduce_channels(mean_sq - mean**2, "max_abs"),
 }
-fig, axes = plt.subplots(2, 3, figsize=(9.6, 5.2), layout="constrained")
-viz.show_image(axes[0, 0], cat[0], title=f"{labels[cat_class]}", denormalize=imagenet.denormalize)
-for ax, (name, m) in zip(axes.flat[1:], family.items()):
-    viz.show_heatmap(ax, m[0], title=name, label="|gradient|" if "sq" not in name and name != "VarGrad"
-                     else "gradient²")
+# The photo and the vanilla map are in the figure above, and VarGrad is drawn only as a number
+# below (it looks like SmoothGrad-squared, for a reason measured there).
+fig, axes = plt.subplots(1, 3, figsize=(10.2, 2.8), layout="constrained")
+for ax, name in zip(axes, ["SmoothGrad |mean g|", "mean |g|", "SmoothGrad-sq mean g²"]):
+    viz.show_heatmap(ax, family[name][0], title=name, label="gradient²" if "sq" in name else "|gradient|")
 plt.show()
 
 # %% [markdown]
@@ -420,8 +420,8 @@ print(f"\nsquared mean / mean square, summed over pixels: {share:.3f}")
 # `NoiseTunnel(Saliency(model))` takes the absolute value first, because `Saliency` returns
 # $\lvert g\rvert$ by default: see the check below.)
 #
-# SmoothGrad-squared {footcite}`hooker2019benchmark` and VarGrad look alike for a measured
-# reason: VarGrad is the mean square minus the squared mean, and the squared mean is only
+# SmoothGrad-squared {footcite}`hooker2019benchmark` and VarGrad (not drawn) look alike, with
+# neighbour correlations of 0.629 and 0.626, for a measured reason: VarGrad is the mean square minus the squared mean, and the squared mean is only
 # 3.4 percent of the mean square here, so VarGrad is SmoothGrad-squared minus a few percent.
 # The two can only differ where the noisy gradients agree in sign, which on this image they
 # rarely do.
@@ -628,11 +628,14 @@ for n, p, gl, gp in zip(names[1:], probs, g_logit, g_prob):
     print(f"{n:>10}: p = {float(p):.2f}   |grad logit| = {float(gl.norm()):.3f}   "
           f"|grad probability| = {float(gp.norm()):.4f}   ratio {float(gp.norm() / gl.norm()):.3f}")
 
-# %% mystnb={"image": {"alt": "Two rows (espresso and motorcycle): the photo, the max_abs map of the logit's gradient and of the probability's gradient, all maps on one shared inferno scale with one colour bar. The probability maps of the espresso are nearly black; the motorcycle's are fainter than its logit map but visible."}}
+# %% mystnb={"image": {"alt": "The espresso's max_abs gradient maps for the logit and for the probability, side by side on one shared inferno scale with one colour bar: the logit map shows bright speckle on the cup, the probability map is nearly black."}}
 shared = {"|grad logit|": cl.reduce_channels(g_logit, "max_abs"),
           "|grad probability|": cl.reduce_channels(g_prob, "max_abs")}
-fig = viz.method_grid(x[1:], shared, row_titles=names[1:], shared_scale=True, label="|gradient|",
-                      denormalize=imagenet.denormalize)
+scale = viz.map_scale([m[0] for m in shared.values()])  # one scale for the espresso's two maps
+fig, axes = plt.subplots(1, 2, figsize=(6.4, 2.8), layout="constrained")
+for ax, (name, m) in zip(axes, shared.items()):
+    artist = viz.show_heatmap(ax, m[0], title=f"espresso: {name}", vmax=scale, colorbar=False)
+viz.add_colorbar(artist, list(axes), clipped=True, clip_percentile=99, label="|gradient|, one scale")
 plt.show()
 for n, a, b in zip(names[1:], *shared.values()):
     print(f"{n:>10}: rank correlation of the two maps {rank_agreement(a[None], b[None])[0]:.2f}")
@@ -640,7 +643,7 @@ for n, a, b in zip(names[1:], *shared.values()):
 # %% [markdown]
 # The probability's gradient is the logit's gradient scaled (roughly) by $p(1-p)$ plus terms
 # from the other classes. On one shared scale the confident espresso's probability map all but
-# disappears, for a reason that has nothing to do with the image; drawn each on its own scale,
+# disappears (the figure), for a reason that has nothing to do with the image; drawn each on its own scale,
 # the two maps would look alike, because they rank the pixels similarly (last lines): the
 # difference is in the magnitude, which per-map colour scales hide. The course explains logits
 # unless a chapter says otherwise.

@@ -16,7 +16,9 @@ from tests.plugins.nbval_figures import compare_figures
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
-MAX_PNG_BYTES = 600_000
+# A figure of three 224 x 224 gradient maps at native resolution is mostly pixel-level speckle,
+# which PNG cannot compress: about 200 KB a map. Grids of more maps should be split.
+MAX_PNG_BYTES = 700_000
 MAX_PNG_WIDTH = 1600
 MAX_NOTEBOOK_BYTES = 4_000_000
 
