@@ -47,16 +47,39 @@
 # statements below marked *MiniLM* are measurements on this model and may not hold for BERT-base.
 
 # %%
+# Colab: install what this notebook needs and Colab lacks, and say if the runtime must restart.
+# Generated from _config.yml by scripts/sync_install_cells.py: change it there, not here.
 import sys
 
-if "google.colab" in sys.modules:  # Colab: install the course's package once per session
+if "google.colab" in sys.modules:
+    import importlib
+    import importlib.metadata as metadata
+    import importlib.util
     import subprocess
 
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q",
-         "course_lib @ git+https://github.com/interpreting-neural-networks/course@main"],
-        check=True,
-    )
+    NEEDED = {  # module: what pip installs when it is missing
+        "course_lib": "course_lib @ git+https://github.com/interpreting-neural-networks/course@main",
+        "pytorch_grad_cam": "grad-cam>=1.5",
+        "bertviz": "bertviz>=1.4",
+    }
+    missing = [spec for module, spec in NEEDED.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        before = {d.metadata["Name"].lower(): d.version for d in metadata.distributions()}
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing], check=True)
+        importlib.invalidate_caches()
+        after = {d.metadata["Name"].lower(): d.version for d in metadata.distributions()}
+        changed = {name for name, version in before.items() if after.get(name) != version}
+        # A restart is needed only if pip replaced a package this process has already imported.
+        stale = sorted(module for module, dists in metadata.packages_distributions().items()
+                       if module in sys.modules and changed & {d.lower() for d in dists})
+        if stale:
+            print(f"Installed {', '.join(missing)}. pip also changed {', '.join(sorted(changed))}, "
+                  f"already imported here ({', '.join(stale)}): restart the runtime "
+                  "(Runtime > Restart session), then run the notebook again from the top.")
+        else:
+            print(f"Installed {', '.join(missing)}. No restart needed.")
+    else:
+        print("Everything this notebook needs is installed.")
 
 # %%
 import copy
@@ -631,9 +654,8 @@ results = {name: rs[0] for name, rs in runs.items()}  # the first permutation, d
 # - **Without its learned last-layer attention the model falls back to "positive".** With
 #   uniform attention it predicts positive for 98 percent of the 200 sentences; after a
 #   permutation, for 82 percent (median over 5 permutations; 78 to 82). So the accuracies under
-#   uniform attention (57, 42 and 41 percent) are not "below chance": each is near the share of
-#   positive labels among that kind of sentence (56, 48 and 41 percent), the accuracy of always
-#   answering "positive". Of the sentences
+#   uniform attention (57, 42 and 41 percent) mostly reflect how many sentences of each kind
+#   are positive (56, 48 and 41 percent), the accuracy of always answering "positive". Of the sentences
 #   predicted negative, uniform attention keeps the prediction of 1 percent and a permutation of
 #   25 percent (23 to 28). The model needs this attention (Wiegreffe and Pinter's test), and
 #   what it needs it for is the negative evidence ("not", "awful", the clause after "but").
