@@ -35,16 +35,39 @@
 # File > Download gives: both are graded the same way.
 
 # %%
+# Colab: install what this notebook needs and Colab lacks, and say if the runtime must restart.
+# Generated from _config.yml by scripts/sync_install_cells.py: change it there, not here.
 import sys
 
-if "google.colab" in sys.modules:  # Colab: install the course's package once per session
+if "google.colab" in sys.modules:
+    import importlib
+    import importlib.metadata as metadata
+    import importlib.util
     import subprocess
 
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q",
-         "course_lib @ git+https://github.com/interpreting-neural-networks/course@main"],
-        check=True,
-    )
+    NEEDED = {  # module: what pip installs when it is missing
+        "course_lib": "course_lib @ git+https://github.com/interpreting-neural-networks/course@main",
+        "pytorch_grad_cam": "grad-cam>=1.5",
+        "bertviz": "bertviz>=1.4",
+    }
+    missing = [spec for module, spec in NEEDED.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        before = {d.metadata["Name"].lower(): d.version for d in metadata.distributions()}
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing], check=True)
+        importlib.invalidate_caches()
+        after = {d.metadata["Name"].lower(): d.version for d in metadata.distributions()}
+        changed = {name for name, version in before.items() if after.get(name) != version}
+        # A restart is needed only if pip replaced a package this process has already imported.
+        stale = sorted(module for module, dists in metadata.packages_distributions().items()
+                       if module in sys.modules and changed & {d.lower() for d in dists})
+        if stale:
+            print(f"Installed {', '.join(missing)}. pip also changed {', '.join(sorted(changed))}, "
+                  f"already imported here ({', '.join(stale)}): restart the runtime "
+                  "(Runtime > Restart session), then run the notebook again from the top.")
+        else:
+            print(f"Installed {', '.join(missing)}. No restart needed.")
+    else:
+        print("Everything this notebook needs is installed.")
 
 # %%
 import torch
