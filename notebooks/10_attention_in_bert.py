@@ -226,7 +226,7 @@ print("special:", ours.special[1].int().tolist())
 # (the tokens attending) as rows and keys (the tokens attended to) as columns, on the same
 # scale from 0 (black) to 1 (yellow).
 
-# %%
+# %% mystnb={"image": {"alt": "A heatmap of one attention head for the sentence 'The film was not good.': query tokens on the rows, key tokens on the columns, weights from 0 (dark) to 1 (bright) with a colour bar; most rows put their weight on the token just before them."}}
 negation = cl.attention_maps(model, "The film was not good.", tokenizer)
 neg_maps, neg_tokens = negation.maps[0], negation.tokens[0]
 one = cl.head_statistics(negation)
@@ -259,7 +259,7 @@ plt.show()
 #
 # All twelve heads of a layer, on one shared scale:
 
-# %%
+# %% mystnb={"image": {"alt": "A grid of the twelve attention heads of one layer for 'The film was not good.', each a query-by-key heatmap on one 0 to 1 colour scale; several heads put a bright first column on [CLS], others follow the diagonal or its neighbour."}}
 fig = cl.attention_grid(neg_maps[prev_layer], neg_tokens, ncols=4, cell=1.8,
                         suptitle=f"all {n_heads} heads of layer {prev_layer}")
 plt.show()
@@ -277,7 +277,7 @@ for hd in range(n_heads):
 # sentence would be guesswork. Averaging is the usual way to summarise so many
 # maps:
 
-# %%
+# %% mystnb={"image": {"alt": "Two query-by-key heatmaps for the same sentence: the mean over the heads of one layer and the mean over all layers and heads, on a 0 to 1 colour scale; the averages are dominated by the first column, [CLS], and no longer show the previous-token pattern of the single head."}}
 averages = {
     f"head {prev_layer}.{prev_head}": neg_maps[prev_layer, prev_head],
     f"mean over the heads of layer {prev_layer}": cl.average_attention(neg_maps, layers=prev_layer),
@@ -365,7 +365,7 @@ n_split = int((~stats["same_word"][:, 0, 0].isnan()).sum())
 print(f"{len(texts)} sentences, {sum(len(t) for t in corpus_maps.tokens)} tokens; "
       f"{n_split} sentences contain a word split into pieces")
 
-# %%
+# %% mystnb={"image": {"alt": "Six layer-by-head heatmaps (6 layers by 12 heads) of head statistics over the corpus: the mean attention share on [CLS], on [SEP], on the previous token, on the next token, on pieces of the same word, and the mean row entropy in nats, each with its colour bar."}}
 panels = {"cls": "on [CLS]", "sep": "on [SEP]", "previous": "on the previous token",
           "next": "on the next token", "same_word": f"on the same word ({n_split} sentences)",
           "entropy": "row entropy"}
@@ -672,7 +672,7 @@ results = {name: rs[0] for name, rs in runs.items()}  # the first permutation, d
 #
 # The size of the change to the map hardly predicts the change to the prediction:
 
-# %%
+# %% mystnb={"image": {"alt": "A scatter plot, one point per test sentence: horizontal, how much the last layer's attention changed under a random permutation; vertical, how much the predicted probability of positive changed; circles for sentences predicted positive cluster near zero change, squares for sentences predicted negative spread up to a change near 1."}}
 fig, ax = plt.subplots(figsize=(6.4, 4.2))
 r = results["permuted"]
 for cls_, label, marker in [(1, "positive", "o"), (0, "negative", "s")]:
@@ -764,7 +764,7 @@ print(f"||f(x)||, mean over heads: [CLS] {cls_norm:.2f}, the other tokens {other
 # pieces of the same word (the strongest by `same_word` among the heads that are not simply
 # previous- or next-token heads):
 
-# %%
+# %% mystnb={"image": {"alt": "Two heatmaps for 'The soundtrack was unforgettable.': the attention of one head between word pieces (the word unforgettable split into pieces) and the same attention summed over pieces into words, on 0 to 1 colour scales."}}
 split = cl.attention_maps(model, "The soundtrack was unforgettable.", tokenizer)
 words_map, words = cl.word_level_attention(split.maps[0], split.tokens[0], split.word_ids[0])
 positional = (table["previous"] > 0.3) | (table["next"] > 0.3)
