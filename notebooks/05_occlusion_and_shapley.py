@@ -154,8 +154,8 @@ for window, stride in [(32, 16), (32, 32), (16, 8), (32, 1)]:
           f"forward passes for one 224 x 224 image")
 
 # %% [markdown]
-# Halving the stride quadruples the cost; a stride of 1, Captum's default for `Occlusion`,
-# costs tens of thousands of passes. Now the maps of the two photos, window 32 and stride 16:
+# Halving the stride costs three to four times the passes; a stride of 1, Captum's default for
+# `Occlusion`, costs tens of thousands. Now the maps of the two photos, window 32 and stride 16:
 
 # %%
 net.images = 0
@@ -278,7 +278,8 @@ plt.show()
 # stride 5 points at the object on every image. With stride 10 (non-overlapping tiles, 49
 # passes) it does so on 83 percent of them, and its top region agrees less with the finest map
 # (0.53 against 0.68): with non-overlapping tiles a map is no finer than its grid of tiles.
-# The price of detail is quadratic: halving the stride quadruples the passes.
+# Detail is expensive: halving the stride costs three to four times the passes (49 to 144 at
+# window 10).
 
 # %% [markdown]
 # ### The fill is part of the question
@@ -663,9 +664,10 @@ for k in order.tolist():
 # segment 1, worth 0.03 exactly, gets -0.12, 0.32 and -0.40. All three seeds also give the
 # object less than its Shapley value (about 5.3 against 6.42): the ridge penalty shrinks every
 # coefficient. Over the six images, at 50 samples, two seeds rank the segments with a
-# correlation of only 0.52; 1,000 samples bring it to 0.95. The top segment, the object, is the same for every pair of seeds at every
-# budget: on these images one segment dominates, and LIME's instability lives in the ranking
-# of the others, which is exactly what a reader of a LIME map tends to look at next.
+# correlation of only 0.52; 1,000 samples bring it to 0.95. The top segment, the object, is
+# the same for every pair of seeds at every budget: on these images one segment dominates,
+# and LIME's instability lives in the ranking of the others, which is exactly what a reader
+# of a LIME map tends to look at next.
 
 # %% [markdown]
 # ## Error against the truth as the budget grows
@@ -713,8 +715,9 @@ plt.show()
 # %% [markdown]
 # KernelSHAP and permutation sampling converge to the exact values at about the
 # $1/\sqrt{\text{calls}}$ rate: 10 and 8 percent error at 32 calls, 3 percent at 256, 1
-# percent at 2,048, which is still half the price of the exact values on the median image
-# here. On this model the two are within a standard error or two of each other at every
+# percent at 2,048, which is already the price of the exact values on the median image here
+# (11 segments). Sampling pays off with more segments: 20 would need over a million
+# coalitions, while the sampling error depends on the budget, not on $2^M$. On this model the two are within a standard error or two of each other at every
 # budget. (A permutation budget is rounded down to whole orders of $M - 1$ passes, so at 32
 # calls it spends fewer.) LIME starts far worse (32 percent at 32 calls, where its ridge
 # penalty shrinks every coefficient), improves, and then levels off near 4 percent (0.036 at
