@@ -157,7 +157,7 @@ for window, stride in [(32, 16), (32, 32), (16, 8), (32, 1)]:
 # Halving the stride costs three to four times the passes; a stride of 1, Captum's default for
 # `Occlusion`, costs tens of thousands. Now the maps of the two photos, window 32 and stride 16:
 
-# %%
+# %% mystnb={"image": {"alt": "Photos with their occlusion maps (window 32, stride 16) on an orange-purple scale: orange where covering a patch lowers the predicted class's logit, purple where it raises it, each with a colour bar in logits."}}
 net.images = 0
 occ = cl.occlusion(net, x, pred, window=32, stride=16, batch_size=32)
 print(f"forward passes: {net.images} (= 2 clean + 2 x {cl.count_windows(224, 32, 16)})")
@@ -262,7 +262,7 @@ for window, stride in settings:
     print(f"{window:6d} {stride:6d} {passes:7d}  {mean_se(share_inside(m, masks)):>13} {mean_se(pointing(m, masks)):>11} "
           f"{mean_se(top_overlap(m, shape_maps[(6, 3)])):>26}")
 
-# %%
+# %% mystnb={"image": {"alt": "One Shapes image and its occlusion maps for several window sizes and strides, signed orange-purple maps of the logit drop with colour bars; small windows give sharp maps on the object's edges, large windows blur over the object."}}
 k = 1  # one test image, drawn with every setting
 fig = viz.method_grid(xs[k : k + 1], {f"window {w}, stride {s}": shape_maps[(w, s)][k : k + 1] for w, s in settings},
                       denormalize=shapes.denormalize, signed={f"window {w}, stride {s}": True for w, s in settings},
@@ -312,7 +312,7 @@ for name, fill in fills.items():
     print(f"{name:<12} {mean_se(share_inside(m, masks)):>13} {mean_se(pointing(m, masks)):>11} "
           f"{mean_se(on_bg):>20} {mean_se(on_obj):>16}")
 
-# %%
+# %% mystnb={"image": {"alt": "One Shapes image and its occlusion maps with different fill values, signed orange-purple maps of the logit drop with colour bars; the maps change with the fill."}}
 fig = viz.method_grid(xs[k : k + 1], {name: m[k : k + 1] for name, m in fill_maps.items()},
                       denormalize=shapes.denormalize, signed={name: True for name in fill_maps},
                       label="logit drop", row_titles=[test.classes[int(ys[k])]])
@@ -333,7 +333,7 @@ plt.show()
 # The fill matters on the photos too. The cat again, with a blurred copy as the fill
 # ($\sigma$ = 14 pixels, a sixteenth of the side):
 
-# %%
+# %% mystnb={"image": {"alt": "The cat photo and its occlusion maps with a grey fill and with a blurred fill, on one shared orange-purple scale of the logit drop with one colour bar."}}
 occ_blur = cl.occlusion(imagenet.model, x[:1], pred[:1], window=32, stride=16, fill="blur", batch_size=32)
 rho = spearmanr(occ[0, 0].flatten(), occ_blur[0, 0].flatten())[0]
 print(f"cat, grey fill vs blurred fill: Spearman rho {rho:.2f}, top-10% overlap "
@@ -359,7 +359,7 @@ plt.show()
 # image. The same segments go to every method below, so their values can be compared segment
 # by segment.
 
-# %%
+# %% mystnb={"image": {"alt": "Five images with their SLIC superpixel boundaries drawn over them: the cat photo and four Shapes images, each titled with its class and number of segments."}}
 segments = cl.superpixels(test.images, 12)
 n_segments = [int(s.max()) + 1 for s in segments]
 print("segments per Shapes image:", n_segments)
@@ -432,7 +432,7 @@ for i, t, phi in zip(chosen, tables, exact):
     print(f"image {i:2d}: sum of Shapley values {float(phi.sum()):7.3f}, f(x) - f(baseline) "
           f"{float(t[-1] - t[0]):7.3f}, largest value {float(phi.max()):6.3f} of {len(phi)}")
 
-# %%
+# %% mystnb={"image": {"alt": "Three Shapes images with their exact Shapley values on superpixels and their occlusion maps (window 6, stride 3), signed orange-purple maps with colour bars."}}
 exact_maps = torch.stack([cl.segment_map(phi, segments[i]) for i, phi in zip(chosen, exact)])
 occ_chosen = shape_maps[(6, 3)][chosen]
 print("share of positive mass on the object:")
@@ -455,7 +455,7 @@ plt.show()
 #
 # On the cat, eight superpixels make exact Shapley values cheap (256 passes):
 
-# %%
+# %% mystnb={"image": {"alt": "The cat photo with the exact Shapley values of its 8 superpixels painted on the segments, on a signed orange-purple scale with a colour bar in logits."}}
 net.images = 0
 cat_table = cl.coalition_values(net, x[:1], pred[:1], segments=cat_segments, batch_size=32)[0].double()
 cat_exact = cl.shapley_from_values(cat_table)
@@ -640,7 +640,7 @@ for n in (50, 200, 1000):
                 tops.append(float(runs[a].argmax() == runs[b].argmax()))
     print(f"{n:8d} {mean_se(rhos):>32} {mean_se(tops):>17}")
 
-# %%
+# %% mystnb={"image": {"alt": "One Shapes image and three LIME maps from 50 samples with different seeds, signed orange-purple maps with colour bars clipped at the 75th percentile; the three maps disagree on which segments matter."}}
 j = 1  # one image: LIME from three seeds at 50 samples, beside the exact values
 runs = {f"seed {s}": cl.segment_map(lime_estimate(tables[j], n_segments[chosen[j]], 50, s), segments[chosen[j]])[None]
         for s in range(3)}
@@ -695,7 +695,7 @@ print(f"{'calls':>6} " + " ".join(f"{name:>22}" for name in estimators))
 for b, n in enumerate(budgets):
     print(f"{n:6d} " + " ".join(f"{errors[name][b][0]:>14.3f} ± {errors[name][b][1]:.3f}" for name in estimators))
 
-# %%
+# %% mystnb={"image": {"alt": "Log-log plot of the error of the Shapley estimators (permutation sampling, KernelSHAP, LIME) against the exact values as the number of forward passes per image grows, with a grey dashed line falling like one over the square root of the calls and a note of the cost of the exact values."}}
 fig, ax = plt.subplots(figsize=(5.2, 3.4), layout="constrained")
 for name, marker in zip(estimators, "osd"):
     mean, se = np.array(errors[name]).T
