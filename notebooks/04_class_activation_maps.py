@@ -1070,8 +1070,11 @@ print(f"guided_backprop vs Captum GuidedBackprop (Shapes CNN, nn.ReLU): max |dif
 #
 # The exercises for this chapter are in
 # [`exercises/04_class_activation_maps.ipynb`](https://github.com/interpreting-neural-networks/course/blob/main/exercises/04_class_activation_maps.ipynb)
-# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/interpreting-neural-networks/course/blob/main/exercises/04_class_activation_maps.ipynb).
-# The book's "How to use" page says how to fill them in and hand them in.
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/interpreting-neural-networks/course/blob/main/exercises/04_class_activation_maps.ipynb):
+# write Grad-CAM from a layer's activations and gradients, predict what CAM, Grad-CAM and
+# Grad-CAM++ give on a GAP network, find what a guided-backprop snippet leaves behind and what
+# it misses, and read a shortcut model's Grad-CAM measurements layer by layer. The book's "How
+# to use" page says how to fill them in and hand them in.
 #
 # ## References
 #
