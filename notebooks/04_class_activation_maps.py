@@ -753,8 +753,8 @@ plt.show()
 
 # %% [markdown]
 # The plain gradient is speckle over the whole image. Guided Backprop draws outlines: the cup's
-# rim, the handle and the spoon, much as an edge detector would (the regular grid
-# pattern comes from the network's stride-2 convolutions). Guided Grad-CAM multiplies the two,
+# rim, the handle and the spoon, much as an edge detector would, with a fine regular grid
+# running through them. Guided Grad-CAM multiplies the two,
 # Guided Backprop times the upsampled Grad-CAM of `bn2`, and keeps the outlines where Grad-CAM
 # puts the class: the espresso's rim and crema, not the saucer.
 #
