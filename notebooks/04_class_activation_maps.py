@@ -284,8 +284,8 @@ for name, m in zip(["tiger cat", "espresso"], pair_maps):
           f"{float(m[:, 112:].sum() / m.sum()):.2f} on the espresso's")
 
 # %% [markdown]
-# The model calls the pair a cat (the espresso is its second object), yet each class's map sits
-# on that class's half: 0.89 of the tiger-cat map on the cat, 0.84 of the espresso map on the
+# The model calls the pair a cat (its three top classes are cats), yet each class's map sits on
+# that class's half: 0.89 of the tiger-cat map on the cat, 0.84 of the espresso map on the
 # espresso.
 
 # %% mystnb={"image": {"alt": "The cat and the espresso side by side on a grey background, twice: Grad-CAM of bn2 for the target tiger cat is bright on the cat's half, for the target espresso on the espresso's half; each map has its own inferno colour bar."}}
@@ -491,8 +491,8 @@ for name in ["features.layer1", "features.layer2", "features.layer3"]:
 print("balance: mean (worst decile)")
 
 # %% [markdown]
-# Here Grad-CAM++ does what its paper promises, modestly: at every layer it gives the most
-# balanced maps, and the gain is largest where Grad-CAM is weakest, in the worst tenth of the
+# Here Grad-CAM++ does what its paper promises, modestly: it gives the most balanced maps at
+# every layer (at `layer3` tied with LayerCAM), and the gain is largest where Grad-CAM is weakest, in the worst tenth of the
 # images (0.55 to 0.84 at `layer1`, 0.74 to 0.87 at `layer2`). At `layer3`, the last block of a
 # GAP network, the identity above holds and the four maps barely differ. The price is visible
 # in the other number: at `layer2` Grad-CAM++ puts less of its mass on the objects (0.41
@@ -620,11 +620,11 @@ plt.show()
 # Keeping the gradient per position pays off in the early layers, where Grad-CAM was weakest:
 # at the stem HiResCAM and LayerCAM put 0.77 and 0.72 of their mass on the object, with the peak
 # on it in 99 percent of the images, against Grad-CAM's 0.47; at `layer1` they lift the pointing
-# score from 0.56 to 0.90. Grad-CAM++ is the worst at the stem and at `layer2`. At the last
-# block all four give the same map, to rounding (HiResCAM and Grad-CAM differ by $3 \times
-# 10^{-7}$), so there the choice among them does not matter on a GAP network. The figure shows
-# the stem maps: Grad-CAM and Grad-CAM++ paint the whole object (its colour), HiResCAM and
-# LayerCAM pick out corners and edges where the gradient is positive.
+# score from 0.56 to 0.90 and 0.91. Grad-CAM++ puts the least mass on the object at the stem
+# and at `layer2`. At the last block all four give the same map, to rounding (HiResCAM and
+# Grad-CAM differ by $3 \times 10^{-7}$), so there the choice among them does not matter on a
+# GAP network. The figure shows the stem maps: Grad-CAM and Grad-CAM++ paint the whole object
+# (its colour), HiResCAM and LayerCAM pick out corners and edges where the gradient is positive.
 #
 # ## Score-CAM: weights from forward passes
 #
@@ -706,7 +706,7 @@ plt.show()
 # forward and one backward. Its weights are far from one-hot (13 effective channels of 128 on
 # average) and its map depends on the class much less than Grad-CAM's: asked for the class the
 # model ranks last, Score-CAM draws nearly the same map ($r$ 0.85 on average), while Grad-CAM's
-# map changes sign. Each masked image keeps a region of the object, and a region of the object
+# map changes sign ($r$ -0.92). Each masked image keeps a region of the object, and a region of the object
 # raises most classes' scores a little; the softmax then turns "bright region" into "weight".
 # On the cat at `blocks.3` the scores of the 80 masked images are so close that the weights are
 # nearly uniform (64 effective channels of 80, the largest 0.041 against 1/80 = 0.013): the map
