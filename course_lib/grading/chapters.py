@@ -12,6 +12,7 @@ import importlib
 CHAPTERS = {
     "01": "course_lib.grading.ch01",
     "02": "course_lib.grading.ch02",
+    "03": "course_lib.grading.ch03",
     "04": "course_lib.grading.ch04",
     "05": "course_lib.grading.ch05",
     "10": "course_lib.grading.ch10",
