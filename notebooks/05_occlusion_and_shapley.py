@@ -159,7 +159,9 @@ for window, stride in [(32, 16), (32, 32), (16, 8), (32, 1)]:
 
 # %% mystnb={"image": {"alt": "Photos with their occlusion maps (window 32, stride 16) on an orange-purple scale: orange where covering a patch lowers the predicted class's logit, purple where it raises it, each with a colour bar in logits."}}
 net.images = 0
-occ = cl.occlusion(net, x, pred, window=32, stride=16, batch_size=32)
+# Four 224-pixel images per pass: on the CPU, bigger batches of this model lose more time to
+# page faults than they gain (benchmarks/bench_perturbation.py measures it); 64 suits Shapes.
+occ = cl.occlusion(net, x, pred, window=32, stride=16, batch_size=4)
 print(f"forward passes: {net.images} (= 2 clean + 2 x {cl.count_windows(224, 32, 16)})")
 fig = viz.method_grid(x, {"occlusion, window 32, stride 16": occ[:, 0]}, denormalize=imagenet.denormalize,
                       signed={"occlusion, window 32, stride 16": True}, label="logit drop",
@@ -187,22 +189,24 @@ for n, m in zip(photos, occ[:, 0]):
 # Its windows are given over all dimensions of one example, so a window covering every channel
 # is `(3, 32, 32)`. Its fill is `baselines` (0 by default, as ours). Two defaults matter:
 # `strides=1`, where we ask for a stride explicitly, and `perturbations_per_eval=1`, one
-# occluded image per forward pass (our `batch_size` is 64). We compare on the cat with
+# occluded image per forward pass (our `batch_size` defaults to 64). We compare on the cat with
 # window 64 and stride 32, and on four Shapes images with overlapping windows and a blurred fill.
 # Captum returns float32 sums divided by the window counts; the tolerance is $10^{-5}$ of the
 # map's largest value, for float32 sums taken in a different order.
 
 # %%
 OCCLUSION_RTOL = 1e-5
-checks = {
-    "EfficientNet-Lite0, cat, window 64, stride 32, fill 0": (imagenet.model, x[:1], pred[:1].tolist(), 64, 32, "zero"),
-    "Shapes CNN, 4 images, window 10, stride 5, blur": (shapes.model, xs[:4], ys[:4].tolist(), 10, 5, "blur"),
+checks = {  # model, inputs, target, window, stride, fill, images per pass (the same for both)
+    "EfficientNet-Lite0, cat, window 64, stride 32, fill 0":
+        (imagenet.model, x[:1], pred[:1].tolist(), 64, 32, "zero", 4),
+    "Shapes CNN, 4 images, window 10, stride 5, blur":
+        (shapes.model, xs[:4], ys[:4].tolist(), 10, 5, "blur", 64),
 }
-for name, (model, inputs, target, window, stride, fill) in checks.items():
-    ours = cl.occlusion(model, inputs, target, window=window, stride=stride, fill=fill)
+for name, (model, inputs, target, window, stride, fill, batch) in checks.items():
+    ours = cl.occlusion(model, inputs, target, window=window, stride=stride, fill=fill, batch_size=batch)
     theirs = Occlusion(model).attribute(
         inputs, sliding_window_shapes=(3, window, window), strides=(3, stride, stride),
-        baselines=cl.make_baseline(inputs, fill), target=target, perturbations_per_eval=32)
+        baselines=cl.make_baseline(inputs, fill), target=target, perturbations_per_eval=batch)
     rel = float((ours - theirs).abs().max() / theirs.abs().max())
     print(f"{name:<55} max |difference| / max |map| = {rel:.1e}  (tolerance {OCCLUSION_RTOL:g}: {rel <= OCCLUSION_RTOL})")
 
@@ -256,7 +260,7 @@ shape_maps = {}
 print(f"{'window':>6} {'stride':>6} {'passes':>7}  {'share inside':>13} {'pointing':>11} {'top-10% overlap with 6/3':>26}")
 for window, stride in settings:
     small.images = 0
-    m = cl.occlusion(small, xs, ys, window=window, stride=stride, batch_size=256, progress=False)[:, 0]
+    m = cl.occlusion(small, xs, ys, window=window, stride=stride, progress=False)[:, 0]
     shape_maps[(window, stride)] = m
     passes = (small.images - len(xs)) // len(xs)
     print(f"{window:6d} {stride:6d} {passes:7d}  {mean_se(share_inside(m, masks)):>13} {mean_se(pointing(m, masks)):>11} "
@@ -305,7 +309,7 @@ background = ~masks
 print(f"{'fill':<12} {'share inside':>13} {'pointing':>11} {'mean |A| background':>20} {'mean |A| object':>16}")
 for name, fill in fills.items():
     if name not in fill_maps:
-        fill_maps[name] = cl.occlusion(shapes.model, xs, ys, window=10, stride=5, fill=fill, batch_size=256)[:, 0]
+        fill_maps[name] = cl.occlusion(shapes.model, xs, ys, window=10, stride=5, fill=fill)[:, 0]
     m = fill_maps[name]
     on_bg = (m.abs() * background).flatten(1).sum(1) / background.flatten(1).sum(1)
     on_obj = (m.abs() * masks).flatten(1).sum(1) / masks.flatten(1).sum(1)
@@ -334,7 +338,7 @@ plt.show()
 # ($\sigma$ = 14 pixels, a sixteenth of the side):
 
 # %% mystnb={"image": {"alt": "The cat photo and its occlusion maps with a grey fill and with a blurred fill, on one shared orange-purple scale of the logit drop with one colour bar."}}
-occ_blur = cl.occlusion(imagenet.model, x[:1], pred[:1], window=32, stride=16, fill="blur", batch_size=32)
+occ_blur = cl.occlusion(imagenet.model, x[:1], pred[:1], window=32, stride=16, fill="blur", batch_size=4)
 rho = spearmanr(occ[0, 0].flatten(), occ_blur[0, 0].flatten())[0]
 print(f"cat, grey fill vs blurred fill: Spearman rho {rho:.2f}, top-10% overlap "
       f"{float(top_overlap(occ[:1, 0], occ_blur[:, 0])[0]):.2f}, largest drop {float(occ[0, 0].max()):.2f} vs "
@@ -423,8 +427,7 @@ print(inspect.getsource(cl.shapley_from_values))
 # %%
 chosen = [i for i, m in enumerate(n_segments) if m <= 12][:6]
 small.images = 0
-tables = cl.coalition_values(small, xs[chosen], ys[chosen], segments=segments[chosen], batch_size=256,
-                             progress=False)
+tables = cl.coalition_values(small, xs[chosen], ys[chosen], segments=segments[chosen], progress=False)
 tables = [t.double() for t in tables]
 print(f"images {chosen}, segments {[n_segments[i] for i in chosen]}: {small.images - len(chosen):,} forward passes")
 exact = [cl.shapley_from_values(t) for t in tables]
@@ -457,7 +460,7 @@ plt.show()
 
 # %% mystnb={"image": {"alt": "The cat photo with the exact Shapley values of its 8 superpixels painted on the segments, on a signed orange-purple scale with a colour bar in logits."}}
 net.images = 0
-cat_table = cl.coalition_values(net, x[:1], pred[:1], segments=cat_segments, batch_size=32)[0].double()
+cat_table = cl.coalition_values(net, x[:1], pred[:1], segments=cat_segments, batch_size=4)[0].double()
 cat_exact = cl.shapley_from_values(cat_table)
 print(f"forward passes: {net.images - 1}; sum of values {float(cat_exact.sum()):.3f} = f(x) - f(grey) "
       f"{float(cat_table[-1] - cat_table[0]):.3f}")
@@ -753,7 +756,7 @@ print(f"{len(z)} values at 512 calls: {float((z.abs() < 2).double().mean()):.1%}
 
 # %%
 blur_values = [cl.segment_values(cl.kernel_shap(shapes.model, xs[i : i + 1], int(ys[i]), segments=segments[i],
-                                                n_samples=512, baseline="blur", batch_size=256), segments[i])[0]
+                                                n_samples=512, baseline="blur"), segments[i])[0]
                for i in chosen]
 for i, phi, phi_blur in zip(chosen, exact, blur_values):
     print(f"image {i:2d}: total {float(phi.sum()):6.2f} (grey baseline) vs {float(phi_blur.sum()):6.2f} (blur); "
