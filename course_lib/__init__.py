@@ -12,10 +12,11 @@ Each method family is a subpackage that lists its public names in ``__all__``; t
 re-exported here, so ``course_lib.integrated_gradients`` and
 ``course_lib.attribution.integrated_gradients`` are the same function.
 """
-from . import attention, attribution, cam, perturbation, viz
+from . import attention, attribution, cam, localisation, perturbation, viz
 from .attention import *  # noqa: F401,F403
 from .attribution import *  # noqa: F401,F403
 from .cam import *  # noqa: F401,F403
+from .localisation import pointing_game, share_on_mask
 from .core import Hooks, check_inputs, get_layer, logits_of, preserved_state, resolve_target
 from .perturbation import *  # noqa: F401,F403
 from .reproducibility import set_deterministic
@@ -36,7 +37,9 @@ __all__ = sorted([
     "load_model",
     "load_photo",
     "logits_of",
+    "pointing_game",
     "preserved_state",
     "resolve_target",
     "set_deterministic",
+    "share_on_mask",
 ])

@@ -154,6 +154,8 @@ TAUGHT_IN: dict[str, str] = {
     "list_datasets": "01_why_interpret",
     "LoadedModel": "01_why_interpret",
     "set_deterministic": "01_why_interpret",
+    "share_on_mask": "02_gradient_saliency",
+    "pointing_game": "04_class_activation_maps",
 }
 
 # "Which method for which question": a question a reader brings, the methods that answer it,

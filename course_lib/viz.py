@@ -161,7 +161,6 @@ def show_heatmap(
     denormalize: Callable | None = None,
     colorbar: bool = True,
     label: str | None = None,
-    percentile: float | None = None,
     sign_legend: str | None = None,
 ):
     """Draw an H x W map on ``ax`` in its own units, over a greyed copy of ``image`` if given.
@@ -172,8 +171,6 @@ def show_heatmap(
     colour bar (``label`` names the units; ``sign_legend`` replaces ``SIGN_LEGEND`` for signed
     maps, e.g. ``CONTRIBUTION_LEGEND``). Returns the image artist.
     """
-    if percentile is not None:  # the older name of clip_percentile
-        clip_percentile = percentile
     m = _as_map(heatmap)
     scale = float(vmax) if vmax is not None else map_scale(m, clip_percentile)
     clipped = bool(np.abs(m).max() > scale * (1 + 1e-9))
@@ -269,7 +266,7 @@ def method_grid(
             )
             artists[kind].append((axes[i, j], artist))
             if shared_scale:
-                clipped[kind] |= bool(_as_map(m[i]).__abs__().max() > scales[kind] * (1 + 1e-9))
+                clipped[kind] |= bool(np.abs(_as_map(m[i])).max() > scales[kind] * (1 + 1e-9))
     if colorbar and shared_scale:
         for kind, pairs in artists.items():
             if pairs:

@@ -504,16 +504,8 @@ plt.show()
 shapes = cl.load_model("shapes_cnn")
 test = cl.load_dataset("shapes", n=32, seed=900000).batch  # the held-out test seed
 xs, ys, masks = shapes.preprocess(test.images), test.labels, test.masks.double()
-
-
-def mass_on_object(m):
-    """Share of each N x H x W map's total mass that lies on the object's true mask."""
-    m = m.double()
-    return (m * masks).sum(dim=(1, 2)) / m.sum(dim=(1, 2))
-
-
 vanilla_shapes = cl.vanilla_gradient(shapes.model, xs, target=ys, reduce="max_abs")
-on_vanilla = mass_on_object(vanilla_shapes)
+on_vanilla = cl.share_on_mask(vanilla_shapes, test.masks)
 print(f"share of the image covered by the object: {float(masks.mean(dim=(1, 2)).mean()):.3f} on average")
 
 
@@ -530,7 +522,8 @@ def smoothgrad_on_object(level, noise_seed):
         with torch.no_grad():
             wrong += int((shapes.model(noisy).argmax(dim=1) != ys).sum())
     sg = cl.reduce_channels(total / 50, "max_abs")
-    return sg, mass_on_object(sg), mass_on_object(cl.reduce_channels(total_abs / 50, "max_abs")), wrong
+    on_abs = cl.share_on_mask(cl.reduce_channels(total_abs / 50, "max_abs"), test.masks)
+    return sg, cl.share_on_mask(sg, test.masks), on_abs, wrong
 
 
 print(f"{'noise':>6} {'copies misclassified':>21} {'SmoothGrad on object':>21} {'better than vanilla':>20} "

@@ -323,18 +323,6 @@ def all_variants(net, inputs, targets, layer_name):
             for name, v in VARIANTS.items()}
 
 
-def on_object(maps, object_masks):
-    """Share of each map's positive mass that lies on the object: N values."""
-    m = maps.clamp(min=0).double()
-    return (m * object_masks).sum(dim=(1, 2)) / m.sum(dim=(1, 2)).clamp(min=1e-30)
-
-
-def pointing(maps, object_masks):
-    """1 where the map's maximum lies on the object, else 0: N values."""
-    peak = maps.flatten(1).argmax(dim=1)
-    return object_masks.flatten(1)[torch.arange(len(peak)), peak].double()
-
-
 def pearson(a, b):
     """Pearson correlation of each pair of maps in two stacks (flattened): N values."""
     a, b = a.flatten(1).double(), b.flatten(1).double()
@@ -347,7 +335,7 @@ shape_layers = {"features.stem": "32 x 32", "features.layer1": "16 x 16",
 scores = {}
 for name in shape_layers:
     maps = all_variants(shapes.model, xs, ys, name)
-    scores[name] = {v: (on_object(m, masks), pointing(m, masks)) for v, m in maps.items()}
+    scores[name] = {v: (cl.share_on_mask(m, masks), cl.pointing_game(m, masks)) for v, m in maps.items()}
     if name == "features.layer3":
         same = float((maps["Grad-CAM"] - cl.grad_cam(shapes.model, xs, ys, layer=name)).abs().max())
         print(f"(one capture vs cl.grad_cam, max |difference| {same:.1e})")
@@ -651,7 +639,7 @@ print(f"Score-CAM on {layer}: {sum(passes)} images through the model for 12 test
       f"({sum(passes) // 12} each: 128 masked + 1)")
 gc_subset = cl.grad_cam(shapes.model, xs[subset], ys[subset], layer=layer)
 for name, m in [("Grad-CAM", gc_subset), ("Score-CAM", sc)]:
-    on, hit = on_object(m, masks[subset]), pointing(m, masks[subset])
+    on, hit = cl.share_on_mask(m, masks[subset]), cl.pointing_game(m, masks[subset])
     print(f"{name:<10} on object {float(on.mean()):.2f} ± {float(on.std()):.2f}   pointing {float(hit.mean()):.2f}")
 
 # %% [markdown]
@@ -902,8 +890,8 @@ print(f"pytorch-grad-cam on the in-place network vs the out-of-place one: max |d
       f"{float((theirs - reference).abs().max()):.2f}, mean {float((theirs - reference).abs().mean()):.3f}")
 moved = (theirs.flatten(1).argmax(dim=1) != reference.flatten(1).argmax(dim=1)).double().mean()
 print(f"pytorch-grad-cam's peak is elsewhere than the true map's in {float(moved):.0%} of the images; "
-      f"on object: true map {float(on_object(reference, masks).mean()):.2f}, "
-      f"pytorch-grad-cam's {float(on_object(theirs, masks).mean()):.2f}")
+      f"on object: true map {float(cl.share_on_mask(reference, masks).mean()):.2f}, "
+      f"pytorch-grad-cam's {float(cl.share_on_mask(theirs, masks).mean()):.2f}")
 
 # %% [markdown]
 # The map is silently different: its peak moves in two thirds of the images, yet on average it

@@ -228,18 +228,6 @@ for name, (model, inputs, target, window, stride, fill, batch) in checks.items()
 # top-10-percent pixels with those of the finest setting, window 6 and stride 3.
 
 # %%
-def share_inside(maps, masks):
-    """Share of each map's positive mass on its object's mask: N maps -> N values."""
-    pos = maps.clamp(min=0).double()
-    return (pos * masks).flatten(1).sum(1) / pos.flatten(1).sum(1)
-
-
-def pointing(maps, masks):
-    """1 where a map's largest value lies on the object, else 0: N values."""
-    top = maps.flatten(1).argmax(dim=1)
-    return masks.flatten(1)[torch.arange(len(maps)), top].double()
-
-
 def top_overlap(a, b, fraction=0.1):
     """Intersection over union of the top ``fraction`` pixels of two stacks of maps: N values."""
     k = int(fraction * a[0].numel())
@@ -263,7 +251,7 @@ for window, stride in settings:
     m = cl.occlusion(small, xs, ys, window=window, stride=stride, progress=False)[:, 0]
     shape_maps[(window, stride)] = m
     passes = (small.images - len(xs)) // len(xs)
-    print(f"{window:6d} {stride:6d} {passes:7d}  {mean_se(share_inside(m, masks)):>13} {mean_se(pointing(m, masks)):>11} "
+    print(f"{window:6d} {stride:6d} {passes:7d}  {mean_se(cl.share_on_mask(m, masks)):>13} {mean_se(cl.pointing_game(m, masks)):>11} "
           f"{mean_se(top_overlap(m, shape_maps[(6, 3)])):>26}")
 
 # %% mystnb={"image": {"alt": "One Shapes image and its occlusion maps for several window sizes and strides, signed orange-purple maps of the logit drop with colour bars; small windows give sharp maps on the object's edges, large windows blur over the object."}}
@@ -313,7 +301,7 @@ for name, fill in fills.items():
     m = fill_maps[name]
     on_bg = (m.abs() * background).flatten(1).sum(1) / background.flatten(1).sum(1)
     on_obj = (m.abs() * masks).flatten(1).sum(1) / masks.flatten(1).sum(1)
-    print(f"{name:<12} {mean_se(share_inside(m, masks)):>13} {mean_se(pointing(m, masks)):>11} "
+    print(f"{name:<12} {mean_se(cl.share_on_mask(m, masks)):>13} {mean_se(cl.pointing_game(m, masks)):>11} "
           f"{mean_se(on_bg):>20} {mean_se(on_obj):>16}")
 
 # %% mystnb={"image": {"alt": "One Shapes image and its occlusion maps with different fill values, signed orange-purple maps of the logit drop with colour bars; the maps change with the fill."}}
@@ -439,8 +427,8 @@ for i, t, phi in zip(chosen, tables, exact):
 exact_maps = torch.stack([cl.segment_map(phi, segments[i]) for i, phi in zip(chosen, exact)])
 occ_chosen = shape_maps[(6, 3)][chosen]
 print("share of positive mass on the object:")
-print(f"  exact Shapley values on superpixels: {mean_se(share_inside(exact_maps, masks[chosen]))}")
-print(f"  occlusion, window 6, stride 3:       {mean_se(share_inside(occ_chosen, masks[chosen]))}")
+print(f"  exact Shapley values on superpixels: {mean_se(cl.share_on_mask(exact_maps, masks[chosen]))}")
+print(f"  occlusion, window 6, stride 3:       {mean_se(cl.share_on_mask(occ_chosen, masks[chosen]))}")
 fig = viz.method_grid(xs[chosen[:3]], {"exact Shapley": exact_maps[:3], "occlusion 6/3": occ_chosen[:3]},
                       denormalize=shapes.denormalize, signed={"exact Shapley": True, "occlusion 6/3": True},
                       label="logit", row_titles=[test.classes[int(ys[i])] for i in chosen[:3]], cell=2.4)

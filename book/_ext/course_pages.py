@@ -42,6 +42,7 @@ OTHER_PARTS = {
     "core": "course_lib.core",
     "reproducibility": "course_lib.reproducibility",
     "viz": "course_lib.viz",
+    "localisation": "course_lib.localisation",
 }
 
 

@@ -13,43 +13,19 @@ from __future__ import annotations
 import functools
 
 import torch
-from torch import nn
 
 from course_lib.attribution.saliency import vanilla_gradient as _vanilla_gradient
 from course_lib.attribution.smoothgrad import smoothgrad as _smoothgrad
 
 from .checks import (Check, Fail, Got, Item, assert_close, check, choice_answer, number_answer,
                      unit_scale)
+from .material import linear_model, tiny_cnn
 
 EXERCISE = "02_gradient_saliency"
 PRELOAD = ["captum.attr"]  # imported once in the grading server, so its NoiseTunnel can be guarded
 
 
 # --- seeded test material ---------------------------------------------------------------------
-
-
-def tiny_cnn(seed: int, classes: int = 4) -> nn.Module:
-    """A small untrained float64 CNN in eval mode, its weights drawn from ``seed``."""
-    g = torch.Generator().manual_seed(seed)
-    model = nn.Sequential(
-        nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(6, 6, 3, padding=1), nn.Softplus(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, classes),
-    ).double()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(0.5 * torch.randn(p.shape, generator=g, dtype=torch.float64))
-    return model.eval()
-
-
-def linear_model(seed: int, classes: int = 4) -> nn.Module:
-    """A linear float64 classifier on 3 x 8 x 8 images: its input gradient is the same everywhere."""
-    g = torch.Generator().manual_seed(seed)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, classes)).double()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))
-    return model.eval()
 
 
 def images(seed: int, n: int, scales=None) -> torch.Tensor:
@@ -87,8 +63,7 @@ PREDICT_REDUCTION = Item(
 # --- item 2: the local bias -------------------------------------------------------------------
 
 
-@check("a point where gradient x input is complete", hidden=True)
-def _complete_point(got: Got) -> None:
+def _check_complete_point(got: Got) -> None:
     x1 = got.number("answer_complete_x1")
     # f(x1, 0) = 2 relu(x1 - 1) + 0.5: for x1 <= 1 the unit is off, the gradient is 0 and
     # f(x) - f(0) = 0.5 - 0.5 = 0; for x1 > 1, gxi = 2 x1 but f(x) - f(0) = 2 x1 - 2.
@@ -98,7 +73,7 @@ def _complete_point(got: Got) -> None:
                    "linear region as the origin")
 
 
-_complete_point = Check(_complete_point.name, _complete_point.points, _complete_point.run,
+_complete_point = Check("a point where gradient x input is complete", 1, _check_complete_point,
                         hidden=True, answers=("answer_complete_x1",),
                         preview=lambda got: got.number("answer_complete_x1"))
 

@@ -18,6 +18,8 @@ from torch import nn
 from course_lib.attribution.integrated_gradients import integrated_gradients as _integrated_gradients
 
 from .checks import Fail, Got, Item, assert_close, check, choice_answer, number_answer
+from . import material
+from .material import linear_model
 
 EXERCISE = "03_integrated_gradients"
 PRELOAD = ["captum.attr"]  # imported once in the grading server, so its IntegratedGradients can be guarded
@@ -27,27 +29,8 @@ PRELOAD = ["captum.attr"]  # imported once in the grading server, so its Integra
 
 
 def tiny_cnn(seed: int, classes: int = 4) -> nn.Module:
-    """A small untrained float64 CNN in eval mode (ReLU, then Softplus), weights drawn from ``seed``."""
-    g = torch.Generator().manual_seed(seed)
-    model = nn.Sequential(
-        nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(6, 6, 3, padding=1), nn.Softplus(),
-        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(24, classes),
-    ).double()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(0.5 * torch.randn(p.shape, generator=g, dtype=torch.float64))
-    return model.eval()
-
-
-def linear_model(seed: int, classes: int = 4) -> nn.Module:
-    """A linear float64 classifier on 3 x 8 x 8 images: IG is exactly (x - b) * w."""
-    g = torch.Generator().manual_seed(seed)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, classes)).double()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))
-    return model.eval()
+    """The shared tiny CNN, pooled to 2 x 2 before its linear layer."""
+    return material.tiny_cnn(seed, classes, pool=2)
 
 
 def images(seed: int, n: int, scale: float = 1.0) -> torch.Tensor:
