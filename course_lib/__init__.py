@@ -28,6 +28,7 @@ __all__ = sorted([
     *cam.__all__,
     *perturbation.__all__,
     "Hooks",
+    "cam",  # the callable subpackage course_lib.cam (see its docstring)
     "LoadedModel",
     "check_inputs",
     "get_layer",

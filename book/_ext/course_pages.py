@@ -85,6 +85,8 @@ def api_rst(part: str) -> str:
 
     listed = course_map.toc_chapters()
     out = []
+    if part == "cam":
+        out += _callable_cam_entry(listed)
     for dotted in public_names(part):
         module_name, name = dotted.rsplit(".", 1)
         obj = getattr(importlib.import_module(module_name), name)
@@ -100,6 +102,22 @@ def api_rst(part: str) -> str:
             out.append("   Used throughout the course.")
         out.append("")
     return "\n".join(out)
+
+
+def _callable_cam_entry(listed: set[str]) -> list[str]:
+    """``course_lib.cam``, the subpackage that is also the CAM function (autodoc sees a module)."""
+    import course_lib
+    from course_lib.cam.grad_cam import cam
+
+    chapter = "04_class_activation_maps"
+    taught = (f"Taught in chapter 04, :doc:`/notebooks/{chapter}`." if chapter in listed
+              else "Taught in chapter 04 (in preparation).")
+    doc = inspect.getdoc(cam) or ""
+    return [".. py:function:: course_lib.cam" + str(inspect.signature(course_lib.cam)).replace("'", ""), "",
+            *[f"   {line}" if line else "" for line in doc.splitlines()], "",
+            "   ``course_lib.cam`` is also the subpackage of the CAM family: ``course_lib.cam.capture``,",
+            "   ``course_lib.cam.GradCAM`` and the other classes live there.", "",
+            f"   {taught}", ""]
 
 
 class _Generated(SphinxDirective):
