@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # Why interpret a network
+# # 01. Why interpret a network
 #
 # A network that is right 90 percent of the time tells you nothing about *why* it is right,
 # and nothing about the other 10 percent. This chapter says what interpretation is for, draws

@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # Gradient saliency
+# # 02. Gradient saliency
 #
 # The oldest question one can ask a differentiable model is also the cheapest: *if this pixel
 # changed a little, how much would the class score change?* The answer is the gradient of the

@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # Integrated Gradients, baselines, DeepLift and Shapley values
+# # 03. Integrated Gradients, baselines, DeepLift and Shapley values
 #
 # Chapter 02 ended with a failure: gradient x input was meant to split the score among the
 # pixels, yet its contributions did not add up to the score. This chapter moves from

@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # Class activation maps and Guided Backprop
+# # 04. Class activation maps and Guided Backprop
 #
 # Chapter 02 asked which *pixels* the score is sensitive to. This chapter asks a coarser
 # question that a CNN can answer more reliably: *where in the image does a layer hold the

@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # Occlusion, LIME and Shapley values on superpixels
+# # 05. Occlusion, LIME and Shapley values on superpixels
 #
 # Every method so far asked the network for a gradient. This chapter asks a blunter question
 # that needs no gradient at all: *what happens to the score when part of the image is taken

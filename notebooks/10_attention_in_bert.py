@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # Attention in BERT
+# # 10. Attention in BERT
 #
 # A transformer {footcite}`vaswani2017attention` builds the representation of every token by
 # mixing the representations of all tokens, with weights it computes on the fly: the

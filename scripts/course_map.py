@@ -34,7 +34,7 @@ def chapter_link(chapter: str | None, listed: set[str]) -> str:
         return "used throughout"
     number = chapter.split("_")[0]
     if chapter in listed:
-        return f"{number} {{doc}}`/notebooks/{chapter}`"
+        return f"{{doc}}`/notebooks/{chapter}`"  # the title starts with the number
     return f"{number} (in preparation)"
 
 

@@ -34,6 +34,20 @@ def test_every_chapter_in_the_toc_has_a_source_and_a_stored_notebook():
         assert (ROOT / f"{page}.py").exists() and (ROOT / f"{page}.ipynb").exists(), page
 
 
+def test_front_page_outline_links_every_chapter_of_the_book(html):
+    text = (html / "book/intro.html").read_text()
+    for page in chapters():
+        assert f'href="../{page}.html"' in text, f"the outline on the front page does not link {page}"
+
+
+def test_sidebar_numbers_chapters_as_their_files_do(html):
+    # Sphinx would number the chapters 1, 2, 3, ... and call chapter 10 "6" while 06-09 are missing.
+    text = (html / "book/intro.html").read_text()
+    for page in chapters():
+        number = Path(page).name[:2]
+        assert re.search(rf'href="../{page}.html">\s*{number}\. ', text), f"{page} is not numbered {number} in the sidebar"
+
+
 def test_chapter_pages_show_their_figures(html):
     for page in chapters():
         text = (html / f"{page}.html").read_text()

@@ -95,7 +95,7 @@ def api_rst(part: str) -> str:
         chapter = chapter_of(name)
         out.append("")
         if chapter in listed:
-            out.append(f"   Taught in chapter {chapter.split('_')[0]}, :doc:`/notebooks/{chapter}`.")
+            out.append(f"   Taught in :doc:`/notebooks/{chapter}`.")
         elif chapter:
             out.append(f"   Taught in chapter {chapter.split('_')[0]} (in preparation).")
         else:
@@ -110,7 +110,7 @@ def _callable_cam_entry(listed: set[str]) -> list[str]:
     from course_lib.cam.grad_cam import cam
 
     chapter = "04_class_activation_maps"
-    taught = (f"Taught in chapter 04, :doc:`/notebooks/{chapter}`." if chapter in listed
+    taught = (f"Taught in :doc:`/notebooks/{chapter}`." if chapter in listed
               else "Taught in chapter 04 (in preparation).")
     doc = inspect.getdoc(cam) or ""
     return [".. py:function:: course_lib.cam" + str(inspect.signature(course_lib.cam)).replace("'", ""), "",
