@@ -1,7 +1,7 @@
 """Localisation scores of maps against true object masks (the Shapes masks).
 
 - ``share_on_mask``: the share of a map's positive mass that lies on the object;
-- ``pointing_game``: whether a map's largest value lies on the object.
+- ``pointing_game``: whether a map's largest value lies on the object (ties shared).
 
 A map that ignores the image scores, on average, the share of the image the object covers
 (``share_on_mask``) or the chance that a random pixel is on the object (``pointing_game``).
@@ -32,8 +32,16 @@ def share_on_mask(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return on / total.clamp(min=1e-30)
 
 
-def pointing_game(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """1 where a map's largest value lies on its mask, else 0: N x H x W maps and masks -> N."""
+def pointing_game(maps: torch.Tensor, masks: torch.Tensor, *, rtol: float = 1e-6) -> torch.Tensor:
+    """Whether each map's largest value lies on its mask: N x H x W maps and masks -> N in [0, 1].
+
+    When several pixels share the largest value (to ``rtol`` of it), as whole blocks do in an
+    occlusion map, the score is the share of them on the mask: the chance of a hit when the tie
+    is broken at random, not a verdict decided by which tied pixel comes first. A map with one
+    peak pixel scores 1 or 0.
+    """
     _check(maps, masks)
-    peak = maps.detach().flatten(1).argmax(dim=1)
-    return masks.flatten(1)[torch.arange(len(peak)), peak].double()
+    flat = maps.detach().flatten(1).double()
+    top = flat.amax(dim=1, keepdim=True)
+    tied = flat >= top - rtol * top.abs()
+    return (tied & masks.flatten(1).bool()).sum(dim=1).double() / tied.sum(dim=1).double()

@@ -26,6 +26,24 @@ def test_pointing_game_finds_the_peak():
     assert cl.pointing_game(maps, masks).tolist() == [1.0, 0.0]
 
 
+def test_pointing_game_shares_a_tied_peak_between_the_mask_and_the_rest():
+    # An occlusion map is constant over blocks: a top block half on the object is half a hit,
+    # whichever of its pixels argmax would have picked first.
+    maps = torch.zeros(1, 4, 4)
+    maps[0, :2, :2] = 3.0
+    masks = torch.zeros(1, 4, 4, dtype=torch.bool)
+    masks[0, 1, :] = True
+    assert cl.pointing_game(maps, masks).tolist() == [0.5]
+    masks[0, 0, :2] = True
+    assert cl.pointing_game(maps, masks).tolist() == [1.0]
+
+
+def test_pointing_game_of_a_flat_map_is_the_share_of_the_image_on_the_mask():
+    masks = torch.zeros(1, 4, 4, dtype=torch.bool)
+    masks[0, :1, :] = True
+    assert cl.pointing_game(torch.zeros(1, 4, 4), masks).tolist() == [0.25]
+
+
 @pytest.mark.parametrize("fn", [cl.share_on_mask, cl.pointing_game])
 def test_maps_and_masks_of_different_shapes_are_refused(fn):
     with pytest.raises(ValueError, match="N x H x W"):
