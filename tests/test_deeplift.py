@@ -265,6 +265,7 @@ def test_deeplift_leaves_the_callers_input_untouched(relu_inplace_cnn, x):
     assert torch.equal(x.detach(), before) and x.grad is None and x.requires_grad
 
 
+@pytest.mark.filterwarnings("ignore:DeepLift is not complete")  # dropout differs between input and baseline rows
 def test_deeplift_in_training_mode_warns_and_leaves_batch_norm_statistics(bn_dropout_cnn, x, no_leftovers):
     bn_dropout_cnn.train()
     check = no_leftovers(bn_dropout_cnn)
@@ -320,7 +321,46 @@ def test_deeplift_warns_at_the_callers_line_about_activations_off_the_batch(x):
 def test_deeplift_gives_no_warning_on_an_ordinary_model(any_cnn, x):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        cl.deeplift(any_cnn, x, TARGETS)
+        cl.deeplift(any_cnn, x, TARGETS, baseline=baseline_like(x))
+        cl.deeplift_shap(any_cnn, x, TARGETS, baselines=baseline_like(x)[:2])
+
+
+class _Maximum(nn.Module):
+    """max(v1, v2) + v3 through torch.maximum, for which DeepLift has no rule: N x 3 -> N x 1."""
+
+    def forward(self, v):
+        return torch.maximum(v[:, :1], v[:, 1:2]) + v[:, 2:]
+
+
+class _Clamp(nn.Module):
+    """clamp(v, 0, 6) summed (Tensor.clamp, not an activation function): N x 2 -> N x 1."""
+
+    def forward(self, v):
+        return v.clamp(0, 6).sum(dim=1, keepdim=True)
+
+
+@pytest.mark.parametrize("model, point, baseline, gap", [
+    (_Maximum(), [[3.0, 1.0, 2.0]], [[0.0, 2.0, 0.0]], 2.0),  # sums to 5 where f(x) - f(b) = 3
+    (_Clamp(), [[8.0, -1.0]], [[1.0, 1.0]], -4.0),  # sums to 0 where f(x) - f(b) = 4
+])
+def test_deeplift_warns_at_the_callers_line_when_an_operation_without_a_rule_breaks_completeness(
+        model, point, baseline, gap):
+    x, b = torch.tensor(point, dtype=torch.float64), torch.tensor(baseline, dtype=torch.float64)
+    with pytest.warns(UserWarning, match=r"not complete on 1 of 1 examples.*no rule") as record:
+        _, delta = cl.deeplift(model.eval(), x, 0, baseline=b, return_delta=True)
+    assert float(delta) == pytest.approx(gap)
+    assert all(w.filename == __file__ for w in record)
+    with pytest.warns(UserWarning, match=r"not complete on 1 of 2 \(input, baseline\) pairs"):
+        cl.deeplift_shap(model.eval(), x, 0, baselines=torch.cat([b, x]))
+    assert _no_mode_active()
+
+
+def test_deeplift_does_not_warn_where_the_gap_is_rounding_or_the_change_is_zero(relu6_cnn, x):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cl.deeplift(relu6_cnn.float(), x.float(), TARGETS, baseline=baseline_like(x).float())
+        cl.deeplift(_Maximum().eval(), torch.tensor([[3.0, 1.0, 2.0]]), 0)  # baseline 0: max's gradient is exact
+        cl.deeplift(relu6_cnn.double(), x, TARGETS, baseline=x.clone())
 
 
 def test_deeplift_is_complete_with_functional_and_adaptive_max_pooling(x):

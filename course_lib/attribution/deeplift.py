@@ -16,9 +16,12 @@ not touched, and nothing is left behind when the mode exits. Captum's DeepLift h
 table of module types instead: an activation outside its table (``nn.ReLU6``, ``F.relu``
 called in ``forward``) keeps its plain gradient, silently, and completeness is lost.
 
-Other nonlinear operations (a product of two activations as in attention or squeeze-excitation
-gates, softmax, layer norm) are differentiated as usual; completeness then holds only
-approximately: ``return_delta=True`` says by how much.
+Other nonlinear operations (``torch.maximum``, ``clamp``, a product of two activations as in
+attention or squeeze-excitation gates, softmax, layer norm) have no rule here: they are
+differentiated as usual, and completeness then holds only approximately. Every call checks the
+completeness gap it gets for free (it has f(x) and f(b)) and warns when some example's
+attributions miss f(x) - f(b) by more than ``COMPLETENESS_RTOL`` of it (plus float rounding);
+``return_delta=True`` says by how much.
 """
 from __future__ import annotations
 
@@ -43,6 +46,9 @@ from .baselines import resolve_baseline, resolve_baselines
 from .integrated_gradients import _check_batch
 
 EPS = 1e-10  # |z - z_b| below this: the secant is the tangent, use the gradient (as Captum does)
+# A gap larger than this share of |f(x) - f(b)|, plus sqrt(float eps) x (1 + |scores|) for
+# rounding, means an operation without a rule: the call warns.
+COMPLETENESS_RTOL = 1e-3
 
 # Element-wise activations: the function the mode sees -> its out-of-place version.
 _OUT_OF_PLACE = {
@@ -219,6 +225,25 @@ def _deeplift_rows(model, x, b, target: Target, n_total: int, rows: slice):
     return grad, t, scores.detach()
 
 
+def _warn_if_incomplete(gap: torch.Tensor, scores: torch.Tensor, scores_b: torch.Tensor, what: str) -> None:
+    """Warn, at the caller's line, when some gap exceeds COMPLETENESS_RTOL of |f(x) - f(b)|
+    (plus rounding): the attributions of those examples do not add up to the change."""
+    change = scores - scores_b
+    rounding = torch.finfo(scores.dtype).eps ** 0.5 * (1 + torch.maximum(scores.abs(), scores_b.abs()))
+    bad = gap.abs() > COMPLETENESS_RTOL * change.abs() + rounding
+    if bad.any():
+        worst = int((gap.abs() - COMPLETENESS_RTOL * change.abs()).argmax())
+        warnings.warn(
+            f"DeepLift is not complete on {int(bad.sum())} of {len(gap)} {what}: the attributions miss "
+            f"f(x) - f(baseline) by up to {float(gap[worst]):+.4g} (where f(x) - f(baseline) = "
+            f"{float(change[worst]):.4g}). The model has an operation DeepLift has no rule for "
+            f"(torch.maximum, clamp, a product of activations, softmax, layer norm, attention, ...), "
+            f"which kept its plain gradient (or it is in training mode); return_delta=True gives every gap",
+            UserWarning,
+            stacklevel=_caller_stacklevel(),
+        )
+
+
 def deeplift(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -232,24 +257,29 @@ def deeplift(
 
     inputs: N x ... float -> attributions N x ... (and, with ``return_delta``, the N gaps
     sum(attributions) - (f(x) - f(baseline)), zero up to rounding when every nonlinearity is an
-    element-wise activation or max pooling). ``baseline`` as in ``integrated_gradients``.
-    ``batch_size`` examples (each with its baseline: twice as many rows) per pass.
+    element-wise activation or max pooling; a warning says when it is not). ``baseline`` as in
+    ``integrated_gradients``. ``batch_size`` examples (each with its baseline: twice as many
+    rows) per pass.
     """
     _check_batch(inputs)
     warn_if_training(model)
     x = inputs.detach()
     b = resolve_baseline(baseline, x)
     n = x.shape[0]
-    grads, deltas = [], []
+    grads, f_x, f_b = [], [], []
     with preserved_state(model):
         for s in batches(n, batch_size):
             grad, _, scores = _deeplift_rows(model, x[s], b[s], target, n, s)
             grads.append(grad)
-            deltas.append(scores[: len(grad)] - scores[len(grad) :])
+            f_x.append(scores[: len(grad)])
+            f_b.append(scores[len(grad) :])
     attributions = torch.cat(grads) * (x - b)
+    f_x, f_b = torch.cat(f_x).to(attributions.dtype), torch.cat(f_b).to(attributions.dtype)
+    delta = attributions.flatten(1).sum(dim=1) - (f_x - f_b)
+    _warn_if_incomplete(delta, f_x, f_b, "examples")
     if not return_delta:
         return attributions
-    return attributions, attributions.flatten(1).sum(dim=1) - torch.cat(deltas).to(attributions.dtype)
+    return attributions, delta
 
 
 def deeplift_shap(
@@ -264,7 +294,8 @@ def deeplift_shap(
     the all-zero input alone).
 
     inputs: N x ... -> N x ...; the N x K (input, baseline) pairs go through the model in
-    chunks of ``batch_size`` pairs (2 x batch_size rows).
+    chunks of ``batch_size`` pairs (2 x batch_size rows). Warns, as ``deeplift`` does, when a
+    pair's attributions do not add up to its f(x) - f(baseline).
     """
     _check_batch(inputs)
     warn_if_training(model)
@@ -272,6 +303,7 @@ def deeplift_shap(
     refs = resolve_baselines(torch.zeros_like(x[:1]) if baselines is None else baselines, x)
     n, k = x.shape[0], refs.shape[0]
     total = torch.zeros_like(x)
+    gaps, f_x, f_b = [], [], []
     with preserved_state(model):
         with torch.no_grad():
             # Fixed (and checked) once on the inputs, before the N x K pairs: every baseline
@@ -282,6 +314,12 @@ def deeplift_shap(
         for chunk in batches(n * k, batch_size):
             p = torch.arange(chunk.start, chunk.stop, device=x.device)
             example, ref = p // k, p % k
-            grad, _, _ = _deeplift_rows(model, x[example], refs[ref], pair_targets, n * k, chunk)
-            total.index_add_(0, example, grad * (x[example] - refs[ref]))
+            grad, _, scores = _deeplift_rows(model, x[example], refs[ref], pair_targets, n * k, chunk)
+            pair = grad * (x[example] - refs[ref])
+            total.index_add_(0, example, pair)
+            gaps.append(pair.flatten(1).sum(dim=1) - (scores[: len(p)] - scores[len(p) :]).to(pair.dtype))
+            f_x.append(scores[: len(p)])
+            f_b.append(scores[len(p) :])
+    _warn_if_incomplete(torch.cat(gaps), torch.cat(f_x).to(x.dtype), torch.cat(f_b).to(x.dtype),
+                        "(input, baseline) pairs")
     return total / k
