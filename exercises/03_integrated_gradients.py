@@ -15,17 +15,22 @@
 # # Exercises 03: Integrated Gradients, baselines, DeepLift and Shapley values
 #
 # These exercises go with chapter 03. You write Integrated Gradients with the trapezoid rule,
-# predict what a baseline makes invisible, compute Shapley values by hand, choose the number of
-# steps from the completeness gap, and find out why Integrated Gradients and Shapley values
-# split an interaction differently. Five items, 21 points:
+# predict what a baseline makes invisible, work out what "zero" means for another model's
+# normalisation, compute Shapley values by hand, choose the number of steps from the
+# completeness gap, and find out why Integrated Gradients and Shapley values split an
+# interaction differently. Six items, 23 points:
 #
 # | item | what you do | points |
 # |---|---|---|
 # | 1 `ig_trapezoid` | write Integrated Gradients with the trapezoid rule from gradients | 8 |
-# | 2 `baseline_blind_spot` | predict, then verify, what a baseline cannot credit | 3 |
-# | 3 `shapley_by_hand` | compute three Shapley values by hand | 3 |
-# | 4 `choose_n_steps` | choose the number of steps for a gap below 1 percent | 2 |
-# | 5 `ig_vs_shapley` | predict both splits of an interaction, and say why they differ | 5 |
+# | 2 `baseline_blind_spot` | predict what a baseline cannot credit | 3 |
+# | 3 `zero_under_imagenet` | say which image the zero baseline is for a torchvision model | 2 |
+# | 4 `shapley_by_hand` | compute three Shapley values by hand | 3 |
+# | 5 `choose_n_steps` | measure the number of steps for a gap below 1 percent | 2 |
+# | 6 `ig_vs_shapley` | predict both splits of an interaction, and say why they differ | 5 |
+#
+# The *try it* cells check your reasoning on a different case from the one graded, so that
+# they confirm the method without printing the answer.
 #
 # **How you are graded.** Fill in the cells marked `# YOUR ANSWER`: replace each
 # `raise NotImplementedError` by your code and each `None` by your answer, and keep the names.
@@ -82,6 +87,9 @@ import torch
 import course_lib as cl
 from course_lib.grading import public_checks
 
+shapes = cl.load_model("shapes_cnn")  # used by the try-it cells and item 5
+norm = cl.Normalization(0.5, 0.5)  # the Shapes CNN's preprocessing, as chapter 03's model
+
 # %% [markdown]
 # ## 1. Integrated Gradients with the trapezoid rule (8 points)
 #
@@ -112,10 +120,8 @@ public_checks("03", "ig_trapezoid")
 # %% tags=["skip-grading"]
 # Try it: your function against course_lib's on two Shapes test images, black baseline, and the
 # completeness of both (the sum of the attributions against f(x) - f(b)).
-shapes = cl.load_model("shapes_cnn")
 batch = cl.load_dataset("shapes", n=2, seed=900_000).batch
 x = shapes.preprocess(batch.images)
-norm = cl.Normalization(0.5, 0.5)
 black = cl.pixel_baseline("black", x, norm)
 target = batch.labels.tolist()
 mine = ig_trapezoid(shapes.model, x, target, black, 17)
@@ -128,49 +134,81 @@ print("course_lib's completeness gaps:", delta.tolist())
 # ## 2. What a baseline cannot credit (3 points)
 #
 # A model whose preprocessing maps a pixel value $p \in [0, 1]$ to $(p - 0.5) / 0.5$, as
-# chapter 03's does. Predict, then verify with the try-it cell:
+# chapter 03's does. Predict:
 #
 # - `answer_black_pixel`: the Integrated Gradients attribution, summed over its three
 #   channels, of a pixel whose colour is exactly black, (0, 0, 0), against the black baseline.
 #   (A number.)
-# - `answer_white_factor`: for a white pixel, (1, 1, 1), against the black baseline, the
-#   factor $x_i - b_i$ of each channel, in the model's input units. (A number.)
+# - `answer_light_factor`: for a light grey pixel, (0.8, 0.8, 0.8), against the black
+#   baseline, the factor $x_i - b_i$ of each channel, in the model's input units. (A number.)
 # - `answer_zero_tensor`: against `baseline=torch.zeros_like(x)`, which pixels get an
 #   attribution of exactly zero, whatever the model? (A letter.)
-#   - A. the black pixels
+#   - A. the black pixels, (0, 0, 0)
 #   - B. the mid-grey pixels, (0.5, 0.5, 0.5)
-#   - C. the white pixels
-#   - D. none: a zero baseline is "no image", it cannot equal a pixel
+#   - C. the white pixels, (1, 1, 1)
+#   - D. none: zero means "no image", not a pixel
+#
+# The try-it cell checks the same ideas on other colours: a white square against the white
+# baseline, and the factor of a white pixel against black.
 
 # %% tags=["answer"]
 # YOUR ANSWER
 answer_black_pixel = None
-answer_white_factor = None
+answer_light_factor = None
 answer_zero_tensor = None
 
 # %% tags=["public-checks"]
 public_checks("03", "baseline_blind_spot")
 
 # %% tags=["skip-grading"]
-# Try it: paint a black and a white square on a Shapes image and look at their attributions.
+# Try it: paint a white square on a Shapes image and look at its attribution against white.
 painted = batch.images[:1].clone()
-painted[:, :, 2:8, 2:8] = 0.0  # black
 painted[:, :, 2:8, 56:62] = 1.0  # white
 xp = shapes.preprocess(painted)
-for kind in ("black", "white"):
-    attr = cl.integrated_gradients(shapes.model, xp, target[:1], baseline=cl.pixel_baseline(kind, xp, norm))
-    print(f"{kind} baseline: |attribution| on the black square {float(attr[0, :, 2:8, 2:8].abs().sum()):.4f}, "
-          f"on the white square {float(attr[0, :, 2:8, 56:62].abs().sum()):.4f}")
-print("the white pixel's channels against black, in model units:",
+attr = cl.integrated_gradients(shapes.model, xp, target[:1], baseline=cl.pixel_baseline("white", xp, norm))
+print(f"white baseline: |attribution| on the white square {float(attr[0, :, 2:8, 56:62].abs().sum()):.4f}")
+print("a white pixel's channels against black, in model units:",
       (xp[0, :, 2, 56] - cl.pixel_baseline("black", xp, norm)[0, :, 2, 56]).tolist())
 
 # %% [markdown]
-# ## 3. Shapley values by hand (3 points)
+# ## 3. What zero means for another model (2 points)
+#
+# A torchvision ResNet preprocesses a pixel value $p \in [0, 1]$ of channel $c$ as
+# $(p - m_c) / s_c$, with the ImageNet statistics $m = (0.485, 0.456, 0.406)$ and
+# $s = (0.229, 0.224, 0.225)$ (`cl.IMAGENET_MEAN`). Captum's and `course_lib`'s default
+# baseline is the all-zero input, `torch.zeros_like(x)`.
+#
+# - `answer_zero_colour`: for this model, which image is the all-zero input? (A letter.)
+#   - A. black, (0, 0, 0) in every pixel
+#   - B. mid-grey, (0.5, 0.5, 0.5) in every pixel
+#   - C. the mean colour, (0.485, 0.456, 0.406)
+#   - D. no image: its pixels fall outside [0, 1]
+# - `answer_black_red`: the red channel of a black pixel, in this model's input units: the
+#   value a correct black baseline holds there. (A number, to two decimals.)
+
+# %% tags=["answer"]
+# YOUR ANSWER
+answer_zero_colour = None
+answer_black_red = None
+
+# %% tags=["public-checks"]
+public_checks("03", "zero_under_imagenet")
+
+# %% tags=["skip-grading"]
+# Try it: the same two questions for a made-up normalisation (mean (0.3, 0.6, 0.2), std
+# (0.2, 0.3, 0.1)): predict both lines before you run it.
+other = cl.Normalization(mean=(0.3, 0.6, 0.2), std=(0.2, 0.3, 0.1))
+print("the all-zero input, in pixels:", [round(v, 3) for v in other.pixels(torch.zeros(1, 3, 1, 1)).flatten().tolist()])
+print("a black pixel, in model units:", [round(v, 3) for v in other.normalize(torch.zeros(1, 3, 1, 1)).flatten().tolist()])
+
+# %% [markdown]
+# ## 4. Shapley values by hand (3 points)
 #
 # Three features and the score $f(x) = \max(x_1, x_2, x_3)$, at $x = (1, 2, 4)$ against the
 # baseline $(0, 0, 0)$: a coalition $S$ is worth the max of the input that keeps the features
 # in $S$ and has 0 elsewhere. Compute the Shapley values `answer_phi_1`, `answer_phi_2` and
-# `answer_phi_3` by hand (fractions are fine, e.g. `7 / 6`). Then verify with the try-it cell.
+# `answer_phi_3` by hand (fractions are fine, e.g. `7 / 6`). To check your method first, work
+# out by hand the values at $x = (2, 3, 5)$ and compare with the try-it cell.
 
 # %% tags=["answer"]
 # YOUR ANSWER
@@ -182,20 +220,21 @@ answer_phi_3 = None
 public_checks("03", "shapley_by_hand")
 
 # %% tags=["skip-grading"]
-# Try it: every coalition's worth, and the formula applied to them.
-point = torch.tensor([1.0, 2.0, 4.0])
+# Try it: every coalition's worth at x = (2, 3, 5), and the formula applied to them.
+point = torch.tensor([2.0, 3.0, 5.0])
 coalitions = cl.all_coalitions(3)
 worth = torch.where(coalitions, point, torch.zeros(3)).amax(dim=1)
 print("Shapley values:", cl.shapley_from_values(worth).tolist())
 
 # %% [markdown]
-# ## 4. How many steps? (2 points)
+# ## 5. How many steps? (2 points)
 #
 # Take the sixth Shapes test image, `cl.load_dataset("shapes", n=6, seed=900_000)`, index 5,
 # its predicted class, and the black baseline. Run `cl.integrated_gradients(...,
 # return_delta=True)` with `n_steps` in (2, 4, 8, 16, 32, 64), once with
 # `method="gausslegendre"` and once with `method="riemann_right"`, and compare each gap with
-# $f(x) - f(b)$.
+# $f(x) - f(b)$. The try-it cell makes this measurement for another image, index 3: read it,
+# then measure index 5 for your answers.
 #
 # - `answer_n_steps`: the smallest `n_steps` in that list for which Gauss-Legendre's gap is
 #   below 1 percent of $|f(x) - f(b)|$. (A number.)
@@ -206,9 +245,9 @@ print("Shapley values:", cl.shapley_from_values(worth).tolist())
 #   - C. they need the same number
 
 # %% tags=["skip-grading"]
-# Try it: your measurement goes here (the answer cell below must not depend on it).
+# Try it: the measurement for image 3 (the answer cell below must not depend on this cell).
 data = cl.load_dataset("shapes", n=6, seed=900_000)
-image = shapes.preprocess(data.batch.images[5:6])
+image = shapes.preprocess(data.batch.images[3:4])
 with torch.no_grad():
     predicted = shapes.model(image).argmax(dim=1)
 base = cl.pixel_baseline("black", image, norm)
@@ -231,7 +270,7 @@ answer_faster_rule = None
 public_checks("03", "choose_n_steps")
 
 # %% [markdown]
-# ## 5. Integrated Gradients against Shapley values (5 points)
+# ## 6. Integrated Gradients against Shapley values (5 points)
 #
 # Two features and the score $f(x) = \min(x_1, x_2)$, at $x = (1, 3)$ against the baseline
 # $(0, 0)$. Predict, without running anything:
@@ -240,16 +279,13 @@ public_checks("03", "choose_n_steps")
 # - `answer_shapley_x1`, `answer_shapley_x2`: their Shapley values (a coalition keeps the
 #   features in it and has 0 elsewhere);
 # - `answer_why`: why do the two splits differ? (A letter.)
-#   - A. Integrated Gradients is not complete for the min, so it misses part of the change.
-#   - B. Integrated Gradients only evaluates inputs on the straight line from $b$ to $x$, on
-#     which $x_1$ is always the smaller, so $x_2$ never moves the min there; the Shapley value
-#     also scores the input that keeps $x_1$ and has $x_2$ at 0, where adding $x_2$ raises the
-#     min from 0 to 1.
-#   - C. Shapley values give every player an equal share (symmetry), whatever the function.
-#   - D. The min is not differentiable, so Integrated Gradients is undefined and any number
-#     it returns is an approximation of the Shapley value.
+#   - A. IG is not complete for the min, so it loses part of the change on the way.
+#   - B. IG only sees inputs on the line from $b$ to $x$, where $x_1$ is always the smaller.
+#   - C. Shapley values give every player an equal share, whatever the function is.
+#   - D. The min is not differentiable, so IG only approximates the Shapley value here.
 #
-# Then verify with the try-it cell.
+# The try-it cell computes both splits at another point, $x = (2, 5)$: predict them there
+# too, then compare.
 
 # %% tags=["answer"]
 # YOUR ANSWER
@@ -263,13 +299,13 @@ answer_why = None
 public_checks("03", "ig_vs_shapley")
 
 # %% tags=["skip-grading"]
-# Try it: both splits with course_lib.
+# Try it: both splits with course_lib, at x = (2, 5).
 class Min(torch.nn.Module):
     def forward(self, v):  # N x 2 -> N x 1
         return v.amin(dim=1, keepdim=True)
 
 
-pair = torch.tensor([[1.0, 3.0]])
+pair = torch.tensor([[2.0, 5.0]])
 print("Integrated Gradients:", cl.integrated_gradients(Min().eval(), pair, 0, n_steps=64)[0].tolist())
 worth = Min()(torch.where(cl.all_coalitions(2), pair, torch.zeros(1, 2)))[:, 0]
 print("Shapley values:", cl.shapley_from_values(worth).tolist())

@@ -64,9 +64,48 @@ def test_shapley_and_ig_keys_are_what_course_lib_computes():
 
 def test_baseline_keys_follow_from_the_normalisation():
     norm = cl.Normalization(0.5, 0.5)
-    white, black = norm.normalize(torch.ones(1, 3, 1, 1)), norm.normalize(torch.zeros(1, 3, 1, 1))
-    assert torch.equal(white - black, torch.full((1, 3, 1, 1), 2.0))
+    light, black = norm.normalize(torch.full((1, 3, 1, 1), 0.8)), norm.normalize(torch.zeros(1, 3, 1, 1))
+    torch.testing.assert_close(light - black, torch.full((1, 3, 1, 1), 1.6))
     assert torch.equal(norm.normalize(torch.full((1, 3, 1, 1), 0.5)), torch.zeros(1, 3, 1, 1))
+    answers = {"answer_black_pixel": 0.0, "answer_light_factor": 1.6, "answer_zero_tensor": "B"}
+    rows = public_checks("03", "baseline_blind_spot", answers, hidden=True, quiet=True)
+    assert all(points == max_points for _title, points, max_points, _why in rows)
+
+
+def test_imagenet_zero_keys_are_what_the_imagenet_normalisation_gives():
+    imagenet = cl.Normalization(cl.IMAGENET_MEAN, ch03.IMAGENET_STD)
+    zero_in_pixels = imagenet.pixels(torch.zeros(1, 3, 1, 1)).flatten()
+    torch.testing.assert_close(zero_in_pixels, torch.tensor(cl.IMAGENET_MEAN, dtype=zero_in_pixels.dtype))  # "C"
+    black_red = float(imagenet.normalize(torch.zeros(1, 3, 1, 1))[0, 0, 0, 0])
+    answers = {"answer_zero_colour": "C", "answer_black_red": black_red}
+    rows = public_checks("03", "zero_under_imagenet", answers, hidden=True, quiet=True)
+    assert all(points == max_points for _title, points, max_points, _why in rows)
+
+
+@pytest.mark.parametrize("item, answers, lost, reason", [
+    # The chapter's own model: zero is mid-grey there, not under ImageNet's statistics.
+    ("zero_under_imagenet", {"answer_zero_colour": "B", "answer_black_red": -2.1179}, "answer_zero_colour",
+     "solve (p - m_c) / s_c = 0"),
+    # Black read in pixel units (0) or with chapter 03's normalisation (-1).
+    ("zero_under_imagenet", {"answer_zero_colour": "C", "answer_black_red": -1.0}, "answer_black_red",
+     "neither 0 nor -1"),
+    # The factor in pixel units (0.8 - 0) instead of the model's units.
+    ("baseline_blind_spot", {"answer_black_pixel": 0.0, "answer_light_factor": 0.8, "answer_zero_tensor": "B"},
+     "answer_light_factor", "not p"),
+    # The zero tensor read as black.
+    ("baseline_blind_spot", {"answer_black_pixel": 0.0, "answer_light_factor": 1.6, "answer_zero_tensor": "A"},
+     "answer_zero_tensor", "which pixel value p"),
+    # Shapley values split equally (symmetry misread), or IG taken for the Shapley value.
+    ("shapley_by_hand", {"answer_phi_1": 4 / 3, "answer_phi_2": 4 / 3, "answer_phi_3": 4 / 3}, "answer_phi_1",
+     "comes first"),
+    ("ig_vs_shapley", {"answer_ig_x1": 1.0, "answer_ig_x2": 0.0, "answer_shapley_x1": 1.0, "answer_shapley_x2": 0.0,
+                       "answer_why": "D"}, "answer_shapley_x1", "v({x1})"),
+])
+def test_plausible_wrong_answers_lose_their_points_with_a_useful_reason(item, answers, lost, reason):
+    rows = public_checks("03", item, answers, hidden=True, quiet=True)
+    check = _key(next(i for i in ch03.ITEMS if i.name == item), lost)
+    failed = {title: why for title, points, max_points, why in rows if points < max_points}
+    assert check.name in failed and reason in failed[check.name]
 
 
 def _trapezoid_like(weights_of, points_of):

@@ -1,6 +1,7 @@
 """Autograder for exercises/03_integrated_gradients: Integrated Gradients with the trapezoid rule,
-what a baseline makes invisible, Shapley values by hand, choosing the number of steps from the
-completeness gap, and Integrated Gradients against Shapley values on an interaction.
+what a baseline makes invisible, what the zero baseline is under the ImageNet normalisation,
+Shapley values by hand, choosing the number of steps from the completeness gap, and Integrated
+Gradients against Shapley values on an interaction.
 
 The function item's ``collect`` step (the student's process) calls ``ig_trapezoid`` on small
 untrained float64 models and inputs built here from fixed seeds; its checks (the trusted
@@ -150,9 +151,9 @@ BASELINE_BLIND_SPOT = Item(
         number_answer("answer_black_pixel", 0.0, "a black pixel against the black baseline",
                       "every attribution of this family is (x_i - b_i) times something: what is "
                       "x_i - b_i for a black pixel and a black baseline?", tol=1e-6),
-        number_answer("answer_white_factor", 2.0, "x - b of a white channel against black, in model units",
-                      "the model sees (p - 0.5) / 0.5: compute it for p = 1 and for p = 0 and subtract",
-                      tol=1e-6),
+        number_answer("answer_light_factor", 1.6, "x - b of a light grey (0.8) channel against black, in model units",
+                      "the model sees (p - 0.5) / 0.5, not p: compute it for p = 0.8 and for p = 0, and "
+                      "subtract", tol=1e-6),
         choice_answer("answer_zero_tensor", "B", ("A", "B", "C", "D"),
                       "which pixels torch.zeros_like(x) cannot credit",
                       "the all-zero tensor is an image too: which pixel value p does the model's "
@@ -161,7 +162,26 @@ BASELINE_BLIND_SPOT = Item(
 )
 
 
-# --- item 3: Shapley values by hand -----------------------------------------------------------
+# --- item 3: the zero baseline under the ImageNet normalisation ------------------------------
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+ZERO_UNDER_IMAGENET = Item(
+    "zero_under_imagenet",
+    checks=(
+        choice_answer("answer_zero_colour", "C", ("A", "B", "C", "D"),
+                      "which image torch.zeros_like(x) is under the ImageNet normalisation",
+                      "solve (p - m_c) / s_c = 0 for the pixel value p of each channel: mid-grey is "
+                      "zero only when the mean is 0.5"),
+        number_answer("answer_black_red", (0 - IMAGENET_MEAN[0]) / IMAGENET_STD[0],
+                      "the red channel of black, in the model's input units",
+                      "put p = 0 into (p - m) / s with the red channel's m = 0.485 and s = 0.229; "
+                      "it is neither 0 nor -1", tol=0.01),
+    ),
+)
+
+
+# --- item 4: Shapley values by hand -----------------------------------------------------------
 
 SHAPLEY_BY_HAND = Item(
     "shapley_by_hand",
@@ -178,7 +198,7 @@ SHAPLEY_BY_HAND = Item(
 )
 
 
-# --- item 4: choosing n_steps from the completeness gap -------------------------------------
+# --- item 5: choosing n_steps from the completeness gap -------------------------------------
 
 CHOOSE_N_STEPS = Item(
     "choose_n_steps",
@@ -192,7 +212,7 @@ CHOOSE_N_STEPS = Item(
 )
 
 
-# --- item 5: Integrated Gradients against Shapley values on an interaction -------------------
+# --- item 6: Integrated Gradients against Shapley values on an interaction -------------------
 
 IG_VS_SHAPLEY = Item(
     "ig_vs_shapley",
@@ -207,8 +227,9 @@ IG_VS_SHAPLEY = Item(
         number_answer("answer_shapley_x2", 0.5, "the Shapley value of x2 for min(x1, x2)",
                       "the two players are symmetric in this game: v({x1}) = v({x2})", tol=1e-6),
         choice_answer("answer_why", "B", ("A", "B", "C", "D"), "why the two splits differ",
-                      "both splits are complete; ask which inputs each method ever evaluates"),
+                      "both splits are complete and both are exact here; ask which inputs each method "
+                      "ever evaluates"),
     ),
 )
 
-ITEMS = (IG_TRAPEZOID, BASELINE_BLIND_SPOT, SHAPLEY_BY_HAND, CHOOSE_N_STEPS, IG_VS_SHAPLEY)
+ITEMS = (IG_TRAPEZOID, BASELINE_BLIND_SPOT, ZERO_UNDER_IMAGENET, SHAPLEY_BY_HAND, CHOOSE_N_STEPS, IG_VS_SHAPLEY)
