@@ -36,6 +36,16 @@ TOKEN = uuid.uuid4().hex[:12]  # marks files and processes the attacks create
 SECRET = f"secret-{TOKEN}"
 MARKER_DIR = ROOT / f"grading-escape-{TOKEN}"  # attacks try to write here (outside their folder)
 
+
+def _outside_targets() -> list[str]:
+    """Where the writing attack tries to write: the repository (a new folder and a planted
+    module) and /var/lib. A job's /tmp is its own empty folder, so a repository cloned under
+    /tmp is hidden from it: a write there lands in the job's folder (allowed) and is not tried;
+    the tests still check that nothing appeared in the real repository."""
+    targets = [str(MARKER_DIR / "x"), str(ROOT / "course_lib" / "grading" / f"planted-{TOKEN}.py"),
+               f"/var/lib/{SECRET}"]
+    return [t for t in targets if not Path(t).is_relative_to("/tmp")]
+
 # --- the attacks (each replaces the answer cell defining the key) --------------------------------
 
 FIND_RESULT_FD = '''
@@ -271,7 +281,7 @@ SNOOPS = {
     "reads_solution": "len(_read({solution!r})) > 0",
     "reads_other_student": "len(_listed({submissions!r})) > 0 or len(_read({other!r})) > 0",
     # (writing under /tmp lands in the job's own empty /tmp, its working folder: allowed)
-    "writes_outside": "any([_write({marker!r}), _write({repo_file!r}), _write('/var/lib/' + {secret!r})])",
+    "writes_outside": "any([_write(p) for p in {outside!r}])",
     "sees_secret": "{secret!r} in str(os.environ) or any({secret!r}.encode() in _read(p) "
                    "for p in glob.glob('/proc/*/environ'))",
     "reaches_network": "_connects({port})",
@@ -316,7 +326,7 @@ def graded(tmp_path_factory, listener):
         nbformat.write(student({"scale": source}), subs / f"{name}.ipynb")
     where = dict(solution=str(SOLUTION), submissions=str(subs), other=str(subs / "escapes.ipynb"),
                  marker=str(MARKER_DIR / "x"), secret=SECRET, port=listener.getsockname()[1],
-                 repo_file=str(ROOT / "course_lib" / "grading" / f"planted-{TOKEN}.py"))
+                 outside=_outside_targets())
     for name, attack in SNOOPS.items():
         source = SNOOP.replace("ATTACK", attack.format(**where))
         nbformat.write(student({"answer_half": source}), subs / f"{name}.ipynb")
@@ -520,7 +530,7 @@ def test_the_run_reports_its_protections(graded):
 def _write_students(folder: Path, names: list[str], listener_port: int) -> None:
     where = dict(solution=str(SOLUTION), submissions=str(folder), other=str(folder / "honest.ipynb"),
                  marker=str(MARKER_DIR / "x"), secret=SECRET, port=listener_port,
-                 repo_file=str(ROOT / "course_lib" / "grading" / f"planted-{TOKEN}.py"))
+                 outside=_outside_targets())
     for name in names:
         if name in ATTACKS:
             nb = student({"scale": ATTACKS[name]})
