@@ -15,15 +15,15 @@
 # # Exercises 04: Class activation maps and Guided Backprop
 #
 # These exercises go with chapter 04. You write Grad-CAM from a layer's activations and
-# gradients, predict what CAM, Grad-CAM and Grad-CAM++ give on a network that ends in global
-# average pooling, find the leaks in a guided-backprop snippet, and read a table of Grad-CAM
-# maps of a model that learned a shortcut. Four items, 17 points:
+# gradients, work out which of CAM's identities survive when a network ends in global *max*
+# pooling instead of average pooling, find the leaks in a guided-backprop snippet, and read a
+# table of Grad-CAM maps of a model that learned a shortcut. Four items, 15 points:
 #
 # | item | what you do | points |
 # |---|---|---|
-# | 1 `grad_cam_map` | write Grad-CAM from captured activations and gradients | 7 |
-# | 2 `gap_algebra` | predict CAM, Grad-CAM and Grad-CAM++ numbers on a GAP network, then verify | 3 |
-# | 3 `find_the_leak` | find what a guided-backprop snippet leaves behind, and what it misses | 4 |
+# | 1 `grad_cam_map` | write Grad-CAM from captured activations and gradients | 5 |
+# | 2 `max_pool_head` | predict CAM, Grad-CAM and HiResCAM on a max-pooling head, then verify | 3 |
+# | 3 `find_the_leak` | say what a guided-backprop snippet leaves behind, and when, and what it misses | 4 |
 # | 4 `shortcut_layers` | choose a layer and read a shortcut from a table of Grad-CAM measurements | 3 |
 #
 # **How you are graded.** Fill in the cells marked `# YOUR ANSWER`: replace each
@@ -84,7 +84,7 @@ from course_lib.grading import public_checks
 cl.set_deterministic(seed=0, threads=2)  # the numbers of the try-it cells as in the tables
 
 # %% [markdown]
-# ## 1. Grad-CAM from activations and gradients (7 points)
+# ## 1. Grad-CAM from activations and gradients (5 points)
 #
 # Write `grad_cam_map(activations, gradients, relu=True)`:
 #
@@ -119,49 +119,78 @@ theirs = cl.grad_cam(shapes.model, x, y, layer="features.layer3", upsample=False
 print("shape", tuple(mine.shape), " max |difference|", float((mine - theirs).abs().max()))
 
 # %% [markdown]
-# ## 2. CAM, Grad-CAM and Grad-CAM++ on a GAP network (3 points)
+# ## 2. A global max-pooling head (3 points)
 #
-# Predict, then verify. A network ends in global average pooling and one linear layer, like
-# the chapter's two models. The block that feeds the pooling has channels of 14 x 14
-# positions (a ResNet on 448-pixel images, say).
+# Predict, then verify. The chapter's identities rest on global *average* pooling: CAM's map
+# averages to the score, Grad-CAM's weight is $w_{ck}/(hw)$, HiResCAM equals Grad-CAM at the
+# last block. Some networks end in global *max* pooling instead: the block's $K$ channels of
+# 14 x 14 positions feed $S_c = \sum_k w_{ck} \max_{ij} A_{kij} + b_c$. Take "CAM's map" to be
+# the same formula as before, $M_c = \sum_k w_{ck} A_k$ (computed by hand: `cl.cam` refuses
+# such a network). Ignore ties (each channel reaches its maximum at one position).
 #
-# - `answer_cam_ratio`: CAM divided by Grad-CAM of that block (both before their ReLU), at a
+# - `answer_gmp_ratio`: CAM's map divided by Grad-CAM's map (both before their ReLU), at a
 #   position where Grad-CAM is not 0. (A number.)
-# - `answer_gradcam_weight`: the classifier's weight from channel k to the target class is
-#   w = 0.49. What is Grad-CAM's weight for channel k? (A number.)
-# - `answer_gcpp_weight`: the activations of channel k average 5 over the positions. What is
-#   its Grad-CAM++ weight, without the positive factor $e^{S}$ that `course_lib` drops? (A
-#   number.)
-#
-# Work them out from the definitions first. The try-it cell verifies the same kind of
-# prediction on the Shapes CNN fed 96-pixel images: predict its ratio before you run it.
+# - `answer_gmp_score`: which of these, plus the bias $b_c$, equals the score $S_c$? (A letter.)
+#   - A. The mean over positions of CAM's map $M_c$: exchanging the sum over channels with the
+#     pooling is what made CAM exact, and pooling over positions, mean or max, still happens
+#     after the channels are weighted.
+#   - B. The largest value of CAM's map $M_c$: max pooling keeps each channel's largest
+#     activation, so the score is read where the weighted channels are largest, which is the
+#     peak of their weighted sum.
+#   - C. The sum over positions of HiResCAM's map $\sum_k \frac{\partial S_c}{\partial A_k}
+#     \odot A_k$: the score is linear in the values that the pooling selects, and the gradient
+#     picks out exactly those values.
+#   - D. None of them: with max pooling the score depends on one position per channel, so a
+#     map spread over all positions can be drawn, but no sum or mean of one adds up to the score.
+# - `answer_gmp_hires`: HiResCAM's map at that block, compared with Grad-CAM's. (A letter.)
+#   - A. The same map, as on a GAP network: Grad-CAM's weight is the gradient's mean over the
+#     positions, HiResCAM multiplies gradient and activation position by position, and summed
+#     over the channels the two orders of operations agree when the head is linear after pooling.
+#   - B. Zero everywhere except at the positions where some channel reaches its maximum: at
+#     most $K$ non-zero positions, whatever the image, where Grad-CAM's map is non-zero almost
+#     everywhere.
+#   - C. Grad-CAM's map times $hw = 196$: HiResCAM keeps the full gradient at every position
+#     where Grad-CAM keeps its mean, which is $hw$ times smaller, and both sum the same channels.
+#   - D. Grad-CAM's map with its sign flipped wherever a channel's maximum is not: the gradient
+#     of a max is negative for the values it does not select.
 
 # %% tags=["answer"]
 # YOUR ANSWER
-answer_cam_ratio = None
-answer_gradcam_weight = None
-answer_gcpp_weight = None
+answer_gmp_ratio = None
+answer_gmp_score = None
+answer_gmp_hires = None
 
 # %% tags=["public-checks"]
 # Check your work: which public checks pass, and why not (hidden checks run when you hand in).
-public_checks("04", "gap_algebra")
+public_checks("04", "max_pool_head")
 
 # %% tags=["skip-grading"]
-# Try it: the Shapes CNN on 96 x 96 inputs (its last block is then 12 x 12). Predict the ratio first.
-big = torch.nn.functional.interpolate(x, size=96, mode="bilinear", align_corners=False)
-cam = cl.cam(shapes.model, big, y, layer="features.layer3", upsample=False, relu=False)
-grad = cl.grad_cam(shapes.model, big, y, layer="features.layer3", upsample=False, relu=False)
-print("grid", tuple(cam.shape[-2:]), " CAM / Grad-CAM:", float((cam / grad).median()))
-c = cl.cam.capture(shapes.model, big[:1], y[:1], cl.get_layer(shapes.model, "features.layer3"))
-w = shapes.model.classifier.weight.detach()[y[0]]
-predicted = w.clamp(min=0) / (2 + w * c.activations.mean(dim=(2, 3))[0])
-print("Grad-CAM++ weights vs relu(w) / (2 + w x mean activation): max |difference|",
-      float((cl.cam.GradCAMPlusPlus().channel_weights(c)[0] - predicted).abs().max()))
+# Try it: a tiny CNN whose last block (14 x 14 on 28-pixel inputs) feeds global max pooling.
+torch.manual_seed(0)
+gmp_net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(4, 5, 3, padding=1, stride=2), torch.nn.ReLU(),
+                              torch.nn.AdaptiveMaxPool2d(1), torch.nn.Flatten(), torch.nn.Linear(5, 3)).eval()
+xg = torch.rand(2, 3, 28, 28)
+c = cl.cam.capture(gmp_net, xg, 1, gmp_net[3])
+w, b = gmp_net[6].weight.detach()[1], gmp_net[6].bias.detach()[1]
+cam_map = torch.einsum("k,nkhw->nhw", w, c.activations)  # CAM's formula, by hand
+grad = cl.grad_cam(gmp_net, xg, 1, layer="3", upsample=False, relu=False)
+hires = cl.hires_cam(gmp_net, xg, 1, layer="3", upsample=False, relu=False)
+with torch.no_grad():
+    score = gmp_net(xg)[:, 1]
+print("grid", tuple(cam_map.shape[-2:]), " CAM / Grad-CAM where Grad-CAM is not 0:",
+      float((cam_map / grad)[grad != 0].median()))
+print("score - bias:", (score - b).tolist())
+print("  mean of CAM's map:   ", cam_map.mean(dim=(1, 2)).tolist())
+print("  largest of CAM's map:", cam_map.flatten(1).amax(dim=1).tolist())
+print("  sum of HiResCAM's map:", hires.sum(dim=(1, 2)).tolist())
+print("non-zero positions: HiResCAM", (hires != 0).sum(dim=(1, 2)).tolist(), " Grad-CAM",
+      (grad != 0).sum(dim=(1, 2)).tolist(), "of", 14 * 14)
 
 # %% [markdown]
 # ## 3. Find the leak (4 points)
 #
-# A colleague's guided backprop, from a tutorial:
+# A colleague read the chapter's pitfalls and now keeps the hooks' handles:
 #
 # ```python
 # def clip_negative(module, inputs, out):
@@ -169,36 +198,55 @@ print("Grad-CAM++ weights vs relu(w) / (2 + w x mean activation): max |differenc
 #
 #
 # def guided_saliency(model, x, target):
-#     for m in model.modules():                                                # line A
-#         if isinstance(m, torch.nn.ReLU):
-#             m.register_forward_hook(clip_negative)                           # line B
-#     x = x.clone().requires_grad_(True)                                       # line C
-#     model(x)[:, target].sum().backward()                                     # line D
-#     return x.grad                                                            # line E
+#     handles = [m.register_forward_hook(clip_negative)                       # line A
+#                for m in model.modules() if isinstance(m, torch.nn.ReLU)]
+#     x = x.clone().requires_grad_(True)                                      # line B
+#     score = model(x)[:, target].sum()                                       # line C
+#     score.backward()                                                        # line D
+#     for h in handles:                                                       # line E
+#         h.remove()
+#     return x.grad
 # ```
 #
-# - `answer_leak_line`: which line leaves something on the model that changes every result
-#   computed on it afterwards? (A letter, A to E.)
-# - `answer_later_gradient`: after one call on the Shapes CNN, `cl.vanilla_gradient(model, x)`
-#   on the same model returns (a letter):
-#   - A. the plain gradient, as before the call;
-#   - B. guided backprop;
-#   - C. zeros everywhere;
-#   - D. an error.
+# - `answer_after_success`: one call on the Shapes CNN returns normally. Afterwards
+#   `cl.vanilla_gradient(model, x)` on the same model returns (a letter):
+#   - A. the plain gradient: line E removed every hook it registered, and a `.grad` left on the
+#     parameters does not enter a gradient taken with respect to the input;
+#   - B. guided backprop: the tensor hooks that `clip_negative` registered on the activations
+#     are not removed by line E, and they keep clipping every later backward pass;
+#   - C. the plain gradient plus the guided one: line D accumulated its gradients into `.grad`,
+#     and the next backward pass through the same model adds to what is there;
+#   - D. an error: line E removed the hooks while the graph built at line C still referred to
+#     them, and the next backward pass through the model finds them missing.
+# - `answer_after_error`: a call with `target=6` on the six-class Shapes CNN raises an
+#   `IndexError` at line C. Afterwards `cl.vanilla_gradient(model, x)` returns (a letter):
+#   - A. the plain gradient: the exception unwinds the function and frees its local list
+#     `handles`, and a hook whose handle is freed is removed with it;
+#   - B. guided backprop: lines D and E never run, so the forward hooks registered at line A stay
+#     on the ReLU modules and clip every later backward pass;
+#   - C. an error: the model was left in the middle of a forward pass, and refuses another one
+#     until it is put back in eval mode;
+#   - D. guided backprop for one more call only: a forward hook whose handle is gone fires once
+#     more and is then dropped by PyTorch.
 # - `answer_grad_line`: which line leaves a `.grad` on every parameter of the model? (A letter,
 #   A to E.)
-# - `answer_relu6`: the same function called on a fresh EfficientNet-Lite0 returns (a letter):
-#   - A. guided backprop;
-#   - B. the plain gradient;
-#   - C. zeros everywhere;
-#   - D. an error.
+# - `answer_functional`: the same function, called on a network whose `forward` applies
+#   `F.relu` (it has no `nn.ReLU` module), returns (a letter):
+#   - A. guided backprop: the hooks act on the ReLUs' outputs, and `F.relu` produces the same
+#     outputs as the module would;
+#   - B. the plain gradient: line A finds no `nn.ReLU` module, registers nothing, and the
+#     backward pass at line D runs through the network unchanged;
+#   - C. an error: `handles` is empty, and line E, a loop that expects at least one handle,
+#     raises on an empty list;
+#   - D. the deconvnet rule: the hooks, placed on the convolutions' outputs instead, clip the
+#     negative signal without knowing which units were on.
 
 # %% tags=["answer"]
 # YOUR ANSWER
-answer_leak_line = None
-answer_later_gradient = None
+answer_after_success = None
+answer_after_error = None
 answer_grad_line = None
-answer_relu6 = None
+answer_functional = None
 
 # %% tags=["public-checks"]
 # Check your work: which public checks pass, and why not (hidden checks run when you hand in).
@@ -211,25 +259,49 @@ def clip_negative(module, inputs, out):
 
 
 def guided_saliency(model, x, target):
-    for m in model.modules():
-        if isinstance(m, torch.nn.ReLU):
-            m.register_forward_hook(clip_negative)
+    handles = [m.register_forward_hook(clip_negative)
+               for m in model.modules() if isinstance(m, torch.nn.ReLU)]
     x = x.clone().requires_grad_(True)
-    model(x)[:, target].sum().backward()
+    score = model(x)[:, target].sum()
+    score.backward()
+    for h in handles:
+        h.remove()
     return x.grad
 
 
-leaky = copy.deepcopy(shapes.model)
-guided_saliency(leaky, x, 0)
-print("forward hooks left:", sum(len(m._forward_hooks) for m in leaky.modules()),
-      " parameters with .grad:", sum(p.grad is not None for p in leaky.parameters()))
-later = cl.vanilla_gradient(leaky, x, 0)
-print("later gradient vs guided backprop:", float((later - cl.guided_backprop(shapes.model, x, 0)).abs().max()),
-      " vs the plain gradient:", float((later - cl.vanilla_gradient(shapes.model, x, 0)).abs().max()))
-relu6_net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU6(),
-                                torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2)).eval()
-print("on a ReLU6 network, snippet vs plain gradient:",
-      float((guided_saliency(copy.deepcopy(relu6_net), x, 0) - cl.vanilla_gradient(relu6_net, x, 0)).abs().max()))
+def hooks_on(model):
+    return sum(len(m._forward_hooks) for m in model.modules())
+
+
+plain, guided = cl.vanilla_gradient(shapes.model, x, 0), cl.guided_backprop(shapes.model, x, 0)
+ok = copy.deepcopy(shapes.model)
+guided_saliency(ok, x, 0)
+later = cl.vanilla_gradient(ok, x, 0)
+print("after a call that returned: hooks left", hooks_on(ok), " parameters with .grad",
+      sum(p.grad is not None for p in ok.parameters()),
+      " later gradient vs plain", float((later - plain).abs().max()), " vs guided", float((later - guided).abs().max()))
+failed = copy.deepcopy(shapes.model)
+try:
+    guided_saliency(failed, x, 6)
+except IndexError as error:
+    print("IndexError:", error)
+later = cl.vanilla_gradient(failed, x, 0)
+print("after a call that raised:   hooks left", hooks_on(failed),
+      " later gradient vs plain", float((later - plain).abs().max()), " vs guided", float((later - guided).abs().max()))
+
+
+class FunctionalNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Linear(4, 2)
+
+    def forward(self, inputs):
+        return self.fc(torch.nn.functional.relu(self.conv(inputs)).mean(dim=(2, 3)))
+
+
+functional_net = FunctionalNet().eval()
+print("on a network calling F.relu, snippet vs plain gradient:",
+      float((guided_saliency(copy.deepcopy(functional_net), x, 0) - cl.vanilla_gradient(functional_net, x, 0)).abs().max()))
 
 # %% [markdown]
 # ## 4. Layers and a shortcut (3 points)
@@ -257,21 +329,32 @@ print("on a ReLU6 network, snippet vs plain gradient:",
 #   `features.layer1`, C `features.layer2`, D `features.layer3`.)
 # - `answer_shortcut_evidence`: which row is the best evidence that the tag, not the object,
 #   makes the model say "circle"? (A letter.)
-#   - A. `features.stem`, circle: 0.44 of the map is on the object, so the model looks at the
-#     object when it says circle.
+#   - A. `features.stem`, circle: 0.44 of the map lies on objects that cover about a sixth of the
+#     image, the same share as for the true class, so when the model says circle it looks at the
+#     object as it does for the right answer.
 #   - B. `features.layer3`, circle: the peak is never on the object, and 0.15 of the map lies
 #     near the tag, five times the 0.03 a map spread evenly would put there, while for the true
 #     class the same layer puts nothing there.
-#   - C. `features.layer2`, circle: the peak is never near the tag, so the tag plays no role.
-#   - D. `features.layer1`, true: the peak is near the tag in 69 percent of the images, so the
-#     tag drives the true class too.
+#   - C. `features.layer2`, circle: the peak is never near the tag, and layer2 puts the most mass
+#     on the object for the true class (0.45), so it is the layer that sees best; if the tag
+#     mattered, this layer would show it.
+#   - D. `features.layer1`, true: the peak is near the tag in 69 percent of the images, far
+#     above the 0.03 the region covers, so the tag drives the model's answer for every class,
+#     circle included.
 # - `answer_stem_peak`: for the true class, the stem's peak is near the tag in half of the
 #   images. Why? (A letter.)
-#   - A. The stem's channels respond to the bright white patch whatever the class: its map says
-#     where a colour is, not what the class's evidence is.
-#   - B. The model uses the tag for every class, not only for circle.
-#   - C. The tag is part of the object's mask.
-#   - D. Grad-CAM's upsampling moves every peak towards the corners.
+#   - A. The stem's channels respond to local colour and brightness, and the white tag is the
+#     most extreme patch of every tagged image: the peak goes there whatever class is asked
+#     for (0.57 for circle), while the last block, which decides, puts none of the true class's
+#     map near the tag.
+#   - B. The model uses the tag as evidence for every class, not only for circle: the stem is
+#     the layer closest to the pixels, so it shows this evidence most sharply, and deeper
+#     layers average it away over their larger receptive fields.
+#   - C. Grad-CAM's bilinear upsampling of the stem's 32 x 32 map piles mass into the corners
+#     of the image, and the tag sits in a corner: any map upsampled from a coarse grid peaks
+#     near the borders.
+#   - D. The stem's map is nearly flat, with 32 x 32 cells of about equal value, so its maximum
+#     falls anywhere, and near the tag in about as many images as anywhere else of that size.
 
 # %% tags=["answer"]
 # YOUR ANSWER
@@ -310,6 +393,13 @@ for layer in ["features.stem", "features.layer1", "features.layer2", "features.l
               f"{float(((m * near_tag).sum(dim=(1, 2)) / total).mean()):>10.2f}"
               f"{float(tagged.masks.flatten(1)[torch.arange(len(peak)), peak].double().mean()):>16.2f}"
               f"{float(near_tag.flatten()[peak].double().mean()):>15.2f}")
+# The stem's peak for a third class (neither the true class nor circle), and without the tag.
+other = torch.tensor([next(c for c in range(6) if c not in (int(t), circle)) for t in yt])
+plain = cl.load_dataset("shapes", n=200, seed=900_000).batch
+plain = plain[plain.labels != circle]  # the same images, untagged
+for name, inputs, target in [("a third class", xt, other), ("true, no tag", shortcut.preprocess(plain.images), yt)]:
+    peak = cl.grad_cam(shortcut.model, inputs, target, layer="features.stem").flatten(1).argmax(dim=1)
+    print(f"stem, {name}: peak near the tag {float(near_tag.flatten()[peak].double().mean()):.2f}")
 viz.use_style()
 fig = viz.method_grid(tagged.images[:3], {f"{layer}, circle": cl.grad_cam(
     shortcut.model, xt[:3], circle, layer=layer) for layer in ["features.stem", "features.layer3"]},

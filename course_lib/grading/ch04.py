@@ -1,12 +1,12 @@
 """Autograder for exercises/04_class_activation_maps: Grad-CAM from captured activations and
-gradients, CAM / Grad-CAM / Grad-CAM++ on a GAP network, the leaks of a guided-backprop
-snippet, and reading a shortcut model's Grad-CAM table.
+gradients, which of CAM's identities survive a global max-pooling head, the leaks of a
+guided-backprop snippet, and reading a shortcut model's Grad-CAM table.
 
 The function item's ``collect`` step (the student's process) calls ``grad_cam_map`` on
 activations and gradients drawn here from fixed seeds; its checks (the trusted process) draw
 the same tensors and compare with course_lib's Grad-CAM. Each check isolates one idea (the
-mean over positions, the weighted sum, the ReLU, per-example weights), so a lost point says
-which.
+mean over positions, the negative values kept without the ReLU, the ReLU, per-example weights,
+the inputs left alone), so a lost point says which.
 """
 from __future__ import annotations
 
@@ -48,11 +48,15 @@ def batch_with_different_gradients(seed: int) -> tuple[torch.Tensor, torch.Tenso
 
 # --- item 1: grad_cam_map ---------------------------------------------------------------------
 
+# Seeds chosen so that every probe's weighted sum has both signs (6 of the 12 positions of "one"
+# and "default" are negative, and each example of "batch" has some): a ReLU applied when it
+# should not be, or skipped when it should be, changes every probe.
 PROBES = {
-    "one": (lambda: captured(0, 1), False),
-    "one_relu": (lambda: captured(0, 1), True),
-    "batch": (lambda: batch_with_different_gradients(1), False),
+    "one": (lambda: captured(22, 1), False),
+    "one_relu": (lambda: captured(22, 1), True),
+    "batch": (lambda: batch_with_different_gradients(0), False),
 }
+DEFAULT_SEED = 25
 
 
 def collect_grad_cam_map(student) -> dict:
@@ -61,7 +65,7 @@ def collect_grad_cam_map(student) -> dict:
     for key, (make, relu) in PROBES.items():
         a, g = make()
         out[key] = student.call("grad_cam_map", a, g, relu=relu)
-    a, g = captured(2, 1)
+    a, g = captured(DEFAULT_SEED, 1)
     given_a, given_g = a.clone(), g.clone()
     out["default"] = student.call("grad_cam_map", given_a, given_g)  # relu left at its default
     out["inputs_unchanged"] = bool(torch.equal(given_a, a) and torch.equal(given_g, g))
@@ -72,7 +76,7 @@ def collect_grad_cam_map(student) -> dict:
 def reference(key: str) -> torch.Tensor:
     """Trusted process: course_lib's Grad-CAM of probe ``key`` at the layer's resolution."""
     if key == "default":
-        a, g, relu = *captured(2, 1), True
+        a, g, relu = *captured(DEFAULT_SEED, 1), True
     else:
         make, relu = PROBES[key]
         a, g = make()
@@ -82,27 +86,39 @@ def reference(key: str) -> torch.Tensor:
     return maps.clamp(min=0) if relu else maps
 
 
-@check("returns N x h x w, one map per example at the layer's resolution")
-def _gc_shape(got: Got) -> None:
-    got.tensor("batch", shape=(3, 3, 4), what="grad_cam_map on 3 x 5 x 3 x 4 activations and gradients")
+# Each check below looks at one idea and is blind to the others, so that one bug costs one
+# point with its own reason: the mean check and the batch check compare the positive parts
+# only (the ReLU's checks judge the negative parts), and every check but the mean compares up
+# to an overall scale (the mean check judges the scale).
 
-
-@check("weights each channel by the mean of its gradient over the positions", points=2)
+@check("weights each channel by the mean of its gradient over the positions")
 def _gc_mean(got: Got) -> None:
+    want = reference("one")
+    what = "grad_cam_map(A, G, relu=False) for one example, where positive"
+    given = got.tensor("one", like=want, what="grad_cam_map(A, G, relu=False) for one example").clamp(min=0)
+    positions = 12
+    if torch.allclose(given, want.clamp(min=0) * positions, rtol=1e-9, atol=1e-12):
+        raise Fail(f"{what} is {positions} times the reference: you summed the gradients over the "
+                   "positions; Grad-CAM averages them")
+    assert_close(given, want.clamp(min=0), what,
+                 hint="the weight of channel k is G[:, k].mean over h and w; the map is the sum over "
+                      "k of weight_k x A[:, k]")
+
+
+@check("keeps the negative values when relu=False")
+def _gc_no_relu(got: Got) -> None:
     want = reference("one")
     what = "grad_cam_map(A, G, relu=False) for one example"
     given = got.tensor("one", like=want, what=what)
-    positions = 12
-    if torch.allclose(given, want * positions, rtol=1e-9, atol=1e-12):
-        raise Fail(f"{what} is {positions} times the reference: you summed the gradients over the "
-                   "positions; Grad-CAM averages them")
-    assert_close(given, want, what,
-                 hint="the weight of channel k is G[:, k].mean over h and w; the map is the sum over "
-                      "k of weight_k x A[:, k], with relu=False keeping negative values")
+    negative = int((want < 0).sum())
+    if not bool((given < 0).any()):
+        raise Fail(f"{what} has no negative value, but the weighted sum is negative at {negative} of "
+                   "its 12 positions: with relu=False, return the weighted sum as it is (the ReLU "
+                   "only when relu is true)")
+    assert_close(unit_scale(given.clamp(max=0)), unit_scale(want.clamp(max=0)),
+                 what + ", its negative part up to scale",
+                 hint="with relu=False the map is the weighted sum over channels, negative values included")
 
-
-# The checks below compare up to an overall scale, which the check above grades: one bug, one
-# lost point.
 
 @check("applies the ReLU when relu=True (also by default)", hidden=True)
 def _gc_relu(got: Got) -> None:
@@ -114,11 +130,13 @@ def _gc_relu(got: Got) -> None:
                           "after the sum over channels, not before")
 
 
-@check("gives each example of a batch its own weights", points=2, hidden=True)
+@check("gives each example of a batch its own weights", hidden=True)
 def _gc_batch(got: Got) -> None:
-    want = reference("batch")
-    what = "grad_cam_map on a batch of 3 examples, relu=False, up to scale"
-    assert_close(unit_scale(got.tensor("batch", like=want, what=what)), unit_scale(want), what,
+    want = reference("batch").clamp(min=0)
+    what = "grad_cam_map on a batch of 3 examples, relu=False, where positive, up to scale"
+    given = got.tensor("batch", shape=(3, 3, 4),
+                       what="grad_cam_map on 3 x 5 x 3 x 4 activations and gradients").clamp(min=0)
+    assert_close(unit_scale(given), unit_scale(want), what,
                  hint="average the gradient over the positions (dims 2 and 3) only, not over the "
                       "batch: every example has its own weights")
 
@@ -133,7 +151,7 @@ def _gc_clean(got: Got) -> None:
 
 GRAD_CAM_MAP = Item(
     "grad_cam_map",
-    checks=(_gc_shape, _gc_mean, _gc_relu, _gc_batch, _gc_clean),
+    checks=(_gc_mean, _gc_no_relu, _gc_relu, _gc_batch, _gc_clean),
     collect=collect_grad_cam_map,
     forbidden=(
         "course_lib.grad_cam", "course_lib.cam.grad_cam.grad_cam",
@@ -146,41 +164,42 @@ GRAD_CAM_MAP = Item(
 )
 
 
-# --- item 2: CAM, Grad-CAM and Grad-CAM++ on a GAP network -------------------------------------
+# --- item 2: a global max-pooling head -------------------------------------------------------
 
-GAP_ALGEBRA = Item(
-    "gap_algebra",
+MAX_POOL_HEAD = Item(
+    "max_pool_head",
     checks=(
-        number_answer("answer_cam_ratio", 196, "CAM / Grad-CAM of a 14 x 14 block before a GAP",
-                      "differentiate S = sum_k w_k mean_ij(A_kij) + b with respect to one A_kij: the "
-                      "gradient is the same at every position; what is its mean?", tol=0.5),
-        number_answer("answer_gradcam_weight", 0.49 / 196, "Grad-CAM's weight for w = 0.49",
-                      "Grad-CAM's weight is the mean gradient over the positions, and the gradient "
-                      "at each of the 14 x 14 positions is w / (number of positions)", tol=2e-5),
-        number_answer("answer_gcpp_weight", 0.49 / (2 + 0.49 * 5), "Grad-CAM++'s weight for w = 0.49",
-                      "with g = w / (hw) at every position, alpha = 1 / (2 + g x sum of A) and the "
-                      "weight is the sum over positions of alpha x relu(g); g x sum of A is w x the "
-                      "mean activation", tol=1e-3),
+        number_answer("answer_gmp_ratio", 196, "CAM / Grad-CAM of a 14 x 14 block before global max pooling",
+                      "differentiate S = sum_k w_k max_ij(A_kij) + b with respect to every A_kij: where "
+                      "is the gradient of channel k non-zero, and what is its mean over the 196 "
+                      "positions?", tol=0.5),
+        choice_answer("answer_gmp_score", "C", ("A", "B", "C", "D"), "what adds up to the score",
+                      "max pooling does not commute with the weighted sum over channels; which map "
+                      "is non-zero only where each channel's maximum is?"),
+        choice_answer("answer_gmp_hires", "B", ("A", "B", "C", "D"), "HiResCAM on a max-pooling head",
+                      "HiResCAM multiplies the gradient and the activation position by position; "
+                      "where is the gradient of channel k non-zero?"),
     ),
 )
 
 
 # --- item 3: find the leak --------------------------------------------------------------------
 
-LINES = ("A", "B", "C", "D", "E")
 FIND_THE_LEAK = Item(
     "find_the_leak",
     checks=(
-        choice_answer("answer_leak_line", "B", LINES, "the line that changes later results",
-                      "register_forward_hook returns a handle; what happens to a hook whose handle "
-                      "nobody keeps?"),
-        choice_answer("answer_later_gradient", "B", ("A", "B", "C", "D"),
-                      "what a later vanilla gradient returns",
-                      "the forward hooks are still on the ReLU modules and run at every forward pass"),
-        choice_answer("answer_grad_line", "D", LINES, "the line that leaves .grad on the parameters",
+        choice_answer("answer_after_success", "A", ("A", "B", "C", "D"),
+                      "a later gradient after a call that returned",
+                      "line E removes every hook the call registered; what is left on the model?"),
+        choice_answer("answer_after_error", "B", ("A", "B", "C", "D"),
+                      "a later gradient after a call that raised",
+                      "when line D raises, which lines of the function still run?"),
+        choice_answer("answer_grad_line", "D", ("A", "B", "C", "D", "E"),
+                      "the line that leaves .grad on the parameters",
                       "which call accumulates gradients into every tensor that requires them?"),
-        choice_answer("answer_relu6", "B", ("A", "B", "C", "D"), "the snippet on EfficientNet-Lite0",
-                      "is an nn.ReLU6 module an instance of nn.ReLU? Check its class's bases"),
+        choice_answer("answer_functional", "B", ("A", "B", "C", "D"), "the snippet on a network calling F.relu",
+                      "line B registers hooks on modules; does a network that calls F.relu in its "
+                      "forward have a ReLU module?"),
     ),
 )
 
@@ -199,9 +218,9 @@ SHORTCUT_LAYERS = Item(
                       "compare each share with what a map spread evenly would give (the region's "
                       "area), at a layer whose maps are reliable for the true class"),
         choice_answer("answer_stem_peak", "A", ("A", "B", "C", "D"), "why the stem peaks near the tag",
-                      "what do the first layer's channels respond to, and does that depend on the "
-                      "class asked for?"),
+                      "compare the stem's 'peak near tag' for the two targets, and what the last "
+                      "block says about the tag for the true class"),
     ),
 )
 
-ITEMS = (GRAD_CAM_MAP, GAP_ALGEBRA, FIND_THE_LEAK, SHORTCUT_LAYERS)
+ITEMS = (GRAD_CAM_MAP, MAX_POOL_HEAD, FIND_THE_LEAK, SHORTCUT_LAYERS)
