@@ -298,7 +298,7 @@ plt.show()
 # ## Which layer?
 #
 # Grad-CAM can be computed at any layer with a spatial grid, and the choice changes the map
-# more than anything else. Deep layers are coarse ($8 \times 8$ here) but their channels stand
+# a great deal. Deep layers are coarse ($8 \times 8$ here) but their channels stand
 # for whole objects; early layers are fine but their channels stand for edges and colours, and
 # their gradient is a weaker guide. Shapes lets us measure instead of look, because we know
 # every object's pixels. Two numbers per layer, over the 200 test images and the true class:
@@ -347,7 +347,7 @@ for name, grid in shape_layers.items():
     print(f"{name:<18}{grid:>8} {float(on.mean()):>15.2f} ± {float(on.std()):.2f} "
           f"{float(on.quantile(0.1)):>13.2f} {float(hit.mean()):>9.2f}")
 
-# %% mystnb={"image": {"alt": "Two Shapes test images (a dotted red cross and a plain red square) with Grad-CAM of the true class at four depths of the Shapes CNN (stem 32 x 32, layer1 16 x 16, layer2 8 x 8, layer3 8 x 8), upsampled to 64 x 64, each with its own colour bar. The stem map fills the object; the layer1 map is faint on the cross and outlines the background around the square; layer2 has blobs on the object; layer3 is a smooth blob centred on the object."}}
+# %% mystnb={"image": {"alt": "Two Shapes test images (a dotted red cross and a plain red square) with Grad-CAM of the true class at four depths of the Shapes CNN (stem 32 x 32, layer1 16 x 16, layer2 8 x 8, layer3 8 x 8), upsampled to 64 x 64, each with its own colour bar. The stem map fills the object with speckle (and, on the square's image, a green blob of the background); the layer1 map has two bright bars on the vertical arm of the cross and outlines the background around the square; layer2 has blobs on the object; layer3 is a smooth blob centred on the object."}}
 depth_maps = {name: cl.grad_cam(shapes.model, xs[:2], ys[:2], layer=name) for name in shape_layers}
 fig = viz.method_grid(test.images[:2], depth_maps,
                       row_titles=[shapes.labels[int(c)] for c in ys[:2]], label="Grad-CAM")
@@ -363,20 +363,99 @@ plt.show()
 # only 0.06 of the map is on the object and the peak is on it in barely more than half of them;
 # in the figure its map outlines the background around the plain square. Averaging the gradient
 # over a $16 \times 16$ grid of channels that detect edges and colours leaves weights whose sign
-# says little about the class. The stem's map follows the object closely, but read that with
-# care: its channels respond to the object's saturated colour, so this is a map of *where the
-# colour is*, whatever the class, not of the evidence the network uses to decide. A localisation
-# score says where a map points, not why.
-#
-# The same sweep on the ImageNet network, without ground truth, shows the same trade-off to
-# the eye:
+# says little about the class. The stem's map follows the object closely, but a localisation
+# score says where a map points, not whether it is about the class. A map that explains class
+# $c$ should change when we ask for another class. Over the 200 test images, the true class
+# against the *runner-up* (the class the model ranks highest after the true one) and the
+# *lowest-ranked* class, every map after its ReLU:
 
-# %% mystnb={"image": {"alt": "The cat photo and Grad-CAM for tiger cat at three depths of EfficientNet-Lite0 (blocks.3 at 14 x 14, blocks.5 at 7 x 7, bn2 at 7 x 7), each with its own colour bar. The blocks.3 map has scattered spots, several on the background; blocks.5 is diffuse; bn2 covers the face."}}
-effnet_layers = {"blocks.3 (14 x 14)": "blocks.3", "blocks.5 (7 x 7)": "blocks.5", "bn2 (7 x 7)": "bn2"}
-fig = viz.method_grid(cat, {k: cl.grad_cam(model, cat, cat_class, layer=v) for k, v in effnet_layers.items()},
-                      overlay=True, denormalize=imagenet.denormalize, row_titles=[labels[cat_class]],
-                      label="Grad-CAM")
+# %%
+ranked = shapes_logits.argsort(dim=1, descending=True)
+runner_up = torch.where(ranked[:, 0] == ys, ranked[:, 1], ranked[:, 0])
+lowest = ranked[:, -1]
+print(f"{'Grad-CAM at':<18}{'r(true, runner-up)':>19} {'on object: true':>16}{'runner-up':>11}{'lowest':>8}"
+      f"{'lowest all 0':>14}")
+for name in shape_layers:
+    true_map, second_map, lowest_map = (cl.grad_cam(shapes.model, xs, t, layer=name) for t in (ys, runner_up, lowest))
+    r = pearson(true_map, second_map)  # NaN where a map is all zero: left out of the mean
+    on = [float(cl.share_on_mask(m, masks).mean()) for m in (true_map, second_map, lowest_map)]
+    all_zero = float((lowest_map.flatten(1).amax(dim=1) == 0).double().mean())
+    print(f"{name:<18}{float(r.nanmean()):>19.2f} {on[0]:>16.2f}{on[1]:>11.2f}{on[2]:>8.2f}{all_zero:>14.2f}")
+    if name == "features.layer3":
+        layer3_lowest = lowest_map
+
+# %% [markdown]
+# The stem's map is not "the object, whatever the class". Between the true class and the
+# runner-up it is less alike than at `layer3` ($r$ 0.27 on average, against 0.47), its share on the object falls from 0.47 for the true class to 0.31 for the
+# runner-up and 0.10 for the lowest-ranked class, and for 26 percent of the images the lowest
+# class's stem map is zero everywhere. `layer1` is the least tied to the class of all ($r$
+# 0.12), and its runner-up map even puts more of its mass on the object than the true class's
+# (0.51 against 0.42). What can ignore the class in an early layer is where the map *peaks*: a
+# small, bright, saturated patch can capture the stem's peak whatever class is asked for (the
+# exercises measure this on a model trained with a white tag in one corner).
+#
+# At `layer3` the lowest-ranked class keeps 0.01 of its map on the object, a number that is
+# invisible in the usual picture. pytorch-grad-cam, and most figures in papers, scale every map
+# to $[0, 1]$ before drawing it; a map whose largest value is tiny then looks exactly as sure of
+# itself as one whose largest value is large. For `layer3`, the true class against the
+# lowest-ranked class:
+
+# %%
+true3 = cl.grad_cam(shapes.model, xs, ys, layer=layer)
+alive = layer3_lowest.flatten(1).amax(dim=1) > 0  # the lowest class's maps that are not all zero
+print(f"lowest class's map not all zero in {int(alive.sum())} of {len(ys)} images; on those, median largest value: "
+      f"true class {float(true3[alive].flatten(1).amax(dim=1).median()):.3f}, "
+      f"lowest class {float(layer3_lowest[alive].flatten(1).amax(dim=1).median()):.3f}")
+print(f"median share on object: true class {float(cl.share_on_mask(true3[alive], masks[alive]).median()):.2f}, "
+      f"lowest class {float(cl.share_on_mask(layer3_lowest[alive], masks[alive]).median()):.2f}")
+shown_low = int(alive.nonzero()[0])
+
+# %% mystnb={"image": {"alt": "A Shapes test image (a dotted red cross) with Grad-CAM of features.layer3 for the true class, cross, and for the lowest-ranked class, circle, each on its own inferno scale with a colour bar clipped at the 99th percentile. The cross map is a broad blob over the cross, its colour bar reaching about 0.6; the circle map is one bright blob at the top right, off the cross, equally bright on its own scale, whose colour bar reaches only about 0.005."}}
+fig = viz.method_grid(test.images[[shown_low]],
+                      {f"true class ({shapes.labels[int(ys[shown_low])]})": true3[[shown_low]],
+                       f"lowest class ({shapes.labels[int(lowest[shown_low])]})": layer3_lowest[[shown_low]]},
+                      row_titles=[shapes.labels[int(ys[shown_low])]], label="Grad-CAM, features.layer3")
 plt.show()
+
+# %% [markdown]
+# In 186 of the 200 images the lowest-ranked class's map is not zero everywhere, and there its
+# largest value is a hundred times smaller than the true class's (median 0.010 against 0.542)
+# and its median share on the object is 0.00. Drawn each on its own scale, as in the figure
+# (and as every map scaled to $[0, 1]$ is), the circle's map on the cross is one bright blob
+# beside the object, as bright as the cross's map; only the colour bars, about 0.005 against
+# 0.6, say that one is evidence and the other is nearly nothing. When the question is how much
+# evidence there is, or for which class, compare maps on one scale or keep their units.
+#
+# The same sweep on the ImageNet network has no object masks, but the side-by-side image of the
+# cat and the espresso gives a test: for each class, the share of its Grad-CAM map on the half
+# that holds the class (0.5 for a map that ignores the halves):
+
+# %%
+pair_layers = ["blocks.3", "blocks.4", "blocks.5", "blocks.5.3.bn2", "bn2"]
+pair_by_layer = {}
+print(f"{'Grad-CAM at':<16}{'grid':>8}{'tiger cat on the cat':>22}{'espresso on the espresso':>26}")
+for name in pair_layers:
+    m = cl.grad_cam(model, pair.expand(2, -1, -1, -1), [tiger_cat, espresso], layer=name)
+    pair_by_layer[name] = m
+    grid = cl.cam.capture(model, pair, tiger_cat, cl.get_layer(model, name), gradients=False).activations.shape[-1]
+    print(f"{name:<16}{f'{grid} x {grid}':>8}{float(m[0][:, :112].sum() / m[0].sum()):>22.2f}"
+          f"{float(m[1][:, 112:].sum() / m[1].sum()):>26.2f}")
+
+# %% mystnb={"image": {"alt": "The cat and the espresso side by side on grey, twice, with Grad-CAM for tiger cat (top row) and for espresso (bottom row) at three depths of EfficientNet-Lite0: blocks.3 (14 x 14), blocks.4 (14 x 14) and blocks.5 (7 x 7), each with its own colour bar. For tiger cat, blocks.3 has spots on the cat's eyes and nose and a faint band on the grey below, blocks.4 is diffuse over both halves and the grey, and blocks.5 lies on the espresso cup. For espresso, blocks.3 draws the cup's rim and spots on the cat, blocks.4 the rim and the cat's eyes, blocks.5 the cup."}}
+fig = viz.method_grid(pair.expand(2, -1, -1, -1), {f"Grad-CAM, {n}": pair_by_layer[n] for n in ["blocks.3", "blocks.4", "blocks.5"]},
+                      overlay=True, denormalize=imagenet.denormalize, cell=1.6,
+                      row_titles=["target: tiger cat", "target: espresso"], label="Grad-CAM")
+plt.show()
+
+# %% [markdown]
+# Only the last block, `bn2`, puts each class's map on its own half (0.89 and 0.84). Inside the
+# network the maps are unreliable, and not all in one direction: at `blocks.5` the tiger cat's
+# map lies on the espresso (0.11 on the cat; the figure's top right), at `blocks.5.3.bn2` the
+# espresso's map leans to the cat (0.46 on the espresso), and at `blocks.4` both are near the
+# 0.5 of a map that ignores the halves (0.59 and 0.58). `blocks.3` leans the right way for both
+# (0.78 and 0.62), with spots on the cat's eyes and nose and on the cup's rim. One image pair
+# is a small test, but it says the same as the Shapes measurements: before trusting an inner
+# layer's map, measure it against something you know.
 
 # %% [markdown]
 # ## Grad-CAM++ and several objects of one class
@@ -424,12 +503,14 @@ print(f"max relative |Grad-CAM++ weights - ReLU(w) / (2 + s_k)|: "
 # To test the claim we need images with several objects of one class, so we make them. Shapes
 # has one object per image, but two test images of the same class whose objects do not touch
 # can be merged by pasting one object, with its true mask, into the other image. From 2,000
-# test images this gives pairs of every class; two numbers measure a map on them:
+# test images this gives pairs of every class; three numbers measure a map on them:
 #
 # - **on objects**: the share of the map's mass on the two objects;
 # - **balance**: each object's share of that mass divided by its share of the two objects'
 #   area, the smaller of the two: 1 when both get mass in proportion to their size, 0 when one
-#   is ignored.
+#   is ignored. A flat map scores a perfect 1, so balance alone rewards a map that says nothing;
+# - **contrast**: the mean map value on the *weaker* of the two objects divided by the mean on
+#   the background. A flat map scores 1; a map that finds both objects scores well above 1.
 
 # %%
 pool = cl.load_dataset("shapes", n=2000, seed=900_000).batch
@@ -456,39 +537,53 @@ print(f"{len(first)} two-object images, per class: {torch.bincount(y2, minlength
       f"{float((mask_a | mask_b).double().mean()):.2f} of an image (a flat map's 'on objects')")
 
 
-def objects_and_balance(maps, a, b):
-    """On objects and balance (see above) of N maps for objects with masks a and b: two N-vectors."""
+def objects_balance_contrast(maps, a, b):
+    """On objects, balance and contrast (see above) of N maps for objects with masks a and b:
+    three N-vectors."""
     m = maps.clamp(min=0).double()
     mass_a, mass_b = (m * a).sum(dim=(1, 2)), (m * b).sum(dim=(1, 2))
     area_a, area_b = a.sum(dim=(1, 2)).double(), b.sum(dim=(1, 2)).double()
     share = mass_a / (mass_a + mass_b).clamp(min=1e-30)
     fair = area_a / (area_a + area_b)
     balance = torch.minimum(share / fair, (1 - share) / (1 - fair))
-    return (mass_a + mass_b) / m.sum(dim=(1, 2)).clamp(min=1e-30), balance
+    background = ~(a | b)
+    on_background = (m * background).sum(dim=(1, 2)) / background.sum(dim=(1, 2))
+    contrast = torch.minimum(mass_a / area_a, mass_b / area_b) / on_background.clamp(min=1e-30)
+    return (mass_a + mass_b) / m.sum(dim=(1, 2)).clamp(min=1e-30), balance, contrast
 
 
+flat = [float(t.mean()) for t in objects_balance_contrast(torch.ones(len(y2), 64, 64), mask_a, mask_b)]
+contrasts = {}
 print(f"{'':<17}" + "".join(f"{v:>24}" for v in VARIANTS))
 print(f"{'':<17}" + "".join(f"{'on objects / balance':>24}" for v in VARIANTS))
 for name in ["features.layer1", "features.layer2", "features.layer3"]:
     maps = all_variants(shapes.model, x2, y2, name)
     cells = []
     for v in VARIANTS:
-        on, balance = objects_and_balance(maps[v], mask_a, mask_b)
+        on, balance, contrasts[name, v] = objects_balance_contrast(maps[v], mask_a, mask_b)
         cells.append(f"{float(on.mean()):>10.2f} / {float(balance.mean()):.2f} ({float(balance.quantile(0.1)):.2f})")
     print(f"{name:<17}" + "".join(f"{c:>24}" for c in cells))
-print("balance: mean (worst decile)")
+print(f"balance: mean (worst decile); a flat map: on objects {flat[0]:.2f}, balance {flat[1]:.2f}\n")
+print(f"{'contrast':<17}" + "".join(f"{v:>24}" for v in VARIANTS))
+for name in ["features.layer1", "features.layer2", "features.layer3"]:
+    print(f"{name:<17}" + "".join(f"{float(contrasts[name, v].median()):>17.2f} ({float(contrasts[name, v].quantile(0.1)):.2f})"
+                                   for v in VARIANTS))
+print(f"contrast: median (worst decile); a flat map: {flat[2]:.2f}")
 
 # %% [markdown]
-# Here Grad-CAM++ does what its paper promises, modestly: it gives the most balanced maps at
-# every layer (at `layer3` tied with LayerCAM), and the gain is largest where Grad-CAM is weakest, in the worst tenth of the
-# images (0.55 to 0.84 at `layer1`, 0.74 to 0.87 at `layer2`). At `layer3`, the last block of a
-# GAP network, the identity above holds and the four maps barely differ. The price is visible
-# in the other number: at `layer2` Grad-CAM++ puts less of its mass on the objects (0.41
-# against 0.54), so more of its map lies on the background.
+# Balance alone flatters Grad-CAM++: by that number it gives the most balanced maps at every
+# layer, yet a flat map would beat it (1.00). The contrast, which a flat map cannot win, tells a
+# narrower story. At `layer1` Grad-CAM's weaker object is, in the median image, no brighter than
+# the background (contrast 1.01, and 0.08 in the worst tenth: one object ignored); there
+# Grad-CAM++ does what its paper promises and lifts it to 2.74, but HiResCAM (7.60) and LayerCAM
+# (5.66), which keep the gradient per position, do much better. At `layer2` Grad-CAM++ is
+# *worse* than Grad-CAM (2.02 against 3.26), and puts less of its mass on the objects (0.41
+# against 0.54). At `layer3`, the last block of a GAP network, the four are within 0.02 of
+# each other (2.39 to 2.41).
 #
 # The same test on the photo network: copies of the cat on a grey background, two of equal
-# size, one large and one small, four, and three small ones, with the same two numbers
-# (each copy's square is its mask).
+# size, one large and one small, four, and three small ones, with the same three numbers
+# (each copy's square is its mask; the contrast is that of the weakest copy).
 
 # %%
 layouts = {
@@ -513,20 +608,23 @@ with torch.no_grad():
 print("predicted:", ", ".join(f"{k}: {labels[int(c)]}" for k, c in zip(layouts, collage_pred)))
 
 
-def on_cats_and_balance(m, regions):
-    mass = torch.stack([(m.clamp(min=0) * r).sum() for r in regions]).double()
+def on_cats_balance_contrast(m, regions):
+    m = m.clamp(min=0).double()
+    mass = torch.stack([(m * r).sum() for r in regions])
     area = torch.stack([r.sum() for r in regions]).double()
-    inside = float(mass.sum() / m.clamp(min=0).sum())
+    inside = float(mass.sum() / m.sum())
     balance = float(((mass / mass.sum()) / (area / area.sum())).min())
-    return inside, balance
+    background = ~torch.stack(regions).any(dim=0)
+    contrast = float((mass / area).min() / ((m * background).sum() / background.sum()).clamp(min=1e-30))
+    return inside, balance, contrast
 
 
 cat_area = np.mean([float(torch.stack(r).any(dim=0).double().mean()) for r in squares])
 print(f"the cats cover {cat_area:.2f} of an image on average (a flat map's 'on cats')")
 collage_layers = ["bn2", "blocks.5.3.bn2", "blocks.5"]
 collage_maps = {}
-print(f"{'layer':<16}{'A < 0':>7}" + "".join(f"{v:>24}" for v in ["Grad-CAM", "Grad-CAM++", "LayerCAM"]))
-print(f"{'':<23}" + "".join(f"{'on cats / balance':>24}" for v in range(3)))
+print(f"{'layer':<16}{'A < 0':>7}" + "".join(f"{v:>30}" for v in ["Grad-CAM", "Grad-CAM++", "LayerCAM"]))
+print(f"{'':<23}" + "".join(f"{'on cats / balance / contrast':>30}" for v in range(3)))
 for name in collage_layers:
     c = cl.cam.capture(model, collages, tiger_cat, cl.get_layer(model, name))
     negative_share = float((c.activations < 0).double().mean())
@@ -539,9 +637,10 @@ for name in collage_layers:
     collage_maps[name] = maps
     row = []
     for v, vm in maps.items():
-        stats = np.array([on_cats_and_balance(m, r) for m, r in zip(vm, squares)])
-        row.append(f"{stats[:, 0].mean():>17.2f} / {stats[:, 1].mean():.2f}")
+        stats = np.array([on_cats_balance_contrast(m, r) for m, r in zip(vm, squares)])
+        row.append(f"{stats[:, 0].mean():>16.2f} / {stats[:, 1].mean():.2f} / {np.median(stats[:, 2]):>5.2f}")
     print(f"{name:<16}{negative_share:>7.2f}" + "".join(row))
+print("on cats, balance: means over the four collages; contrast: their median")
 print(f"Grad-CAM++ at blocks.5.3.bn2: alpha between 0.45 and 0.5 at {near_half:.0%} of the positions "
       f"with a positive gradient")
 
@@ -554,22 +653,22 @@ fig = viz.method_grid(collages[drawn], {f"{v}, blocks.5.3.bn2": collage_maps["bl
 plt.show()
 
 # %% [markdown]
-# On the photo network the picture is less kind to Grad-CAM++. At `bn2`, the last block of a
+# On the photo network the picture is no kinder to Grad-CAM++. At `bn2`, the last block of a
 # GAP network, Grad-CAM already shares its mass among the copies in proportion to their size
-# (balance 0.92) and the variants coincide, as the identity predicts. Inside the last stage, at `blocks.5.3.bn2`
-# (after a ReLU6, $7 \times 7$), Grad-CAM does fail on several objects: it puts a hot spot on
-# one copy of the two equal cats and ignores the other, and on the three small cats it lights
-# up the background (balance 0.50 over the four images).
-# LayerCAM, which keeps the gradient per position, finds every copy (0.91). Grad-CAM++ scores a
-# balance of 0.99, but for the wrong reason: its map is nearly flat (third column), and its
-# 0.50 on cats is the 0.49 of the image the cats cover. At this layer $g \sum_{ab} A_{kab}$ is
-# small, so $\alpha$ is close to 1/2 almost everywhere (the last line above): the weights become
-# half the sums of the positive gradients, every channel with some positive gradient somewhere
+# (balance 0.92, contrast 2.37) and the three variants give nearly the same numbers. Inside the
+# last stage, at `blocks.5.3.bn2` (after a ReLU6, $7 \times 7$), Grad-CAM does fail on several
+# objects: it puts a hot spot on one copy of the two equal cats and ignores the other, and on
+# the three small cats it lights up the background (balance 0.50, and a median contrast of
+# 0.62: the weakest copy is darker than the background). LayerCAM, which keeps the gradient per
+# position, finds every copy (balance 0.91, contrast 1.63). Grad-CAM++ scores a balance of
+# 0.99, but for the wrong reason: its map is flat (contrast 1.00; third column), and its 0.50
+# on cats is the 0.49 of the image the cats cover. At this layer $g \sum_{ab} A_{kab}$ is small,
+# so $\alpha$ is close to 1/2 almost everywhere (the last line above): the weights become half
+# the sums of the positive gradients, every channel with some positive gradient somewhere
 # counts, whatever its negative gradients elsewhere, and the sum of many channels is flat. On
-# `blocks.5`, a block output without activation (half its
-# values negative), the closed form's assumption of non-negative activations fails and so does
-# its balance (0.33). *(EfficientNet-Lite0.)* Measure a variant on your model and layer before
-# trusting its promise.
+# `blocks.5`, a block output without activation (half its values negative), the closed form's
+# assumption of non-negative activations fails and so does its balance (0.33).
+# *(EfficientNet-Lite0.)* Measure a variant on your model and layer before trusting its promise.
 #
 # ## HiResCAM and LayerCAM: one line each
 #
@@ -586,9 +685,10 @@ print(inspect.getsource(OurLayerCAM))
 
 # %% [markdown]
 # Where the gradient is the same at every position, as at the last block of a GAP network,
-# HiResCAM *is* Grad-CAM; LayerCAM is CAM without the channels of negative weight. They part
-# from Grad-CAM in earlier layers. Localisation on the Shapes test images, layer by layer, for
-# all four gradient variants:
+# HiResCAM *is* Grad-CAM; LayerCAM is CAM without the channels of negative weight, so it is
+# close to Grad-CAM but not equal to it. They part from Grad-CAM in earlier layers.
+# Localisation on the Shapes test images, layer by layer, for all four gradient variants, and
+# at the last block how far each variant's map is from Grad-CAM's:
 
 # %%
 print(f"{'on object / pointing':<18}" + "".join(f"{v:>22}" for v in VARIANTS))
@@ -599,6 +699,25 @@ gc3, hr3 = (cl.grad_cam(shapes.model, xs, ys, layer=layer), cl.hires_cam(shapes.
 print(f"features.layer3: max |HiResCAM - Grad-CAM| = {float((gc3 - hr3).abs().max()):.1e} "
       f"(largest value {float(gc3.abs().max()):.2f})")
 
+
+def scaled(maps):
+    """Each map scaled to [0, 1] (min-max), to compare the shapes of maps of different units."""
+    maps = maps - maps.flatten(1).amin(dim=1)[:, None, None]
+    return maps / maps.flatten(1).amax(dim=1)[:, None, None].clamp(min=1e-30)
+
+
+print("\nAt the last block, each variant against Grad-CAM, maps at the layer's resolution (ReLU applied):")
+print(f"{'':<28}{'max |difference| after scaling':>34}{'r: mean (smallest)':>22}")
+for net, inputs, targets, where in [(shapes.model, xs, ys, layer), (model, x, pred, "bn2")]:
+    c = cl.cam.capture(net, inputs, targets, cl.get_layer(net, where))
+    last = {v: VARIANTS[v].combine(c).clamp(min=0) for v in VARIANTS}
+    for v in ["Grad-CAM++", "HiResCAM", "LayerCAM"]:
+        d = (scaled(last[v]) - scaled(last["Grad-CAM"])).abs().flatten(1).amax(dim=1)
+        r = pearson(last[v], last["Grad-CAM"])
+        print(f"{where + ', ' + v:<28}{f'mean {float(d.mean()):.3f}, largest {float(d.max()):.3f}':>34}"
+              f"{f'{float(r.mean()):.3f} ({float(r.min()):.3f})':>22}")
+print(f"(over the {len(ys)} Shapes test images and the {len(x)} photos)")
+
 # %% mystnb={"image": {"alt": "Two Shapes test images (a dotted red cross and a plain red square) and the four gradient variants (Grad-CAM, Grad-CAM++, HiResCAM, LayerCAM) at the stem of the Shapes CNN, each with its own colour bar. Grad-CAM and Grad-CAM++ fill the whole object (and, on the square's image, a green blob of the background); HiResCAM and LayerCAM are bright on a few corners and edges of the object."}}
 fig = viz.method_grid(test.images[:2], {v: m[:2] for v, m in stem_maps.items()},
                       row_titles=[shapes.labels[int(c)] for c in ys[:2]], label="map, features.stem")
@@ -608,11 +727,20 @@ plt.show()
 # Keeping the gradient per position pays off in the early layers, where Grad-CAM was weakest:
 # at the stem HiResCAM and LayerCAM put 0.77 and 0.72 of their mass on the object, with the peak
 # on it in 99 percent of the images, against Grad-CAM's 0.47; at `layer1` they lift the pointing
-# score from 0.56 to 0.90 and 0.91. Grad-CAM++ puts the least mass on the object at the stem
-# and at `layer2`. At the last block all four give the same map, to rounding (HiResCAM and
-# Grad-CAM differ by $3 \times 10^{-7}$), so there the choice among them does not matter on a
-# GAP network. The figure shows the stem maps: Grad-CAM and Grad-CAM++ paint the whole object
-# (its colour), HiResCAM and LayerCAM pick out corners and edges where the gradient is positive.
+# score from 0.56 to 0.90 and 0.91, and Grad-CAM++ to 0.94, the best at that layer, though its
+# share on the object stays at Grad-CAM's (0.43). Grad-CAM++ puts the least mass on the object
+# at the stem (0.37, pointing 0.72) and at `layer2` (0.35). So in early layers the variant
+# matters as much as the layer: at the stem the four span 0.37 to 0.77 on the object and 0.72
+# to 0.99 in pointing, while Grad-CAM across the four layers spans 0.40 to 0.52 on the object.
+#
+# At the last block the variant barely matters. HiResCAM equals Grad-CAM exactly (to
+# $3 \times 10^{-7}$, rounding), as the identity says, on both networks. Grad-CAM++ and LayerCAM
+# are close but not equal: scaled to $[0, 1]$, their maps differ from Grad-CAM's by 0.13 on
+# average and up to 0.46 on the Shapes CNN, and by up to 0.26 on the photos, with $r$ at least
+# 0.918 (0.99 on average on Shapes, 0.98 on the photos); their localisation scores at `layer3` are
+# Grad-CAM's to two decimals. The figure shows the stem maps: Grad-CAM and Grad-CAM++ paint
+# the whole object, HiResCAM and LayerCAM pick out a few corners and edges where the gradient
+# is positive.
 #
 # ## Score-CAM: weights from forward passes
 #
@@ -625,7 +753,7 @@ plt.show()
 #
 # The price is one forward pass per channel per image: 128 for the Shapes CNN's last block,
 # 1,280 for EfficientNet's. `course_lib` batches the masked images (`batch_size` at a time) and
-# counts on them; here on 24 Shapes test images, against Grad-CAM on the same images:
+# counts on them; here on 12 Shapes test images, against Grad-CAM on the same images:
 
 # %%
 subset = slice(0, 12)
@@ -648,15 +776,15 @@ for name, m in [("Grad-CAM", gc_subset), ("Score-CAM", sc)]:
 # every channel gets about $1/K$, so the map becomes the plain average of the (scaled)
 # activation maps, whatever the class. Two numbers tell which regime we are in: the *effective
 # number of channels* $1/\sum_k w_k^2$ (128 if the weights were equal, 1 if one channel took
-# them all), and how much the map changes when we ask for the class the model ranks lowest
-# instead of the true one (Pearson's $r$ between the two maps, 1 if the class did not matter):
+# them all), and how much the map changes when we ask for the runner-up class instead of the
+# true one (Pearson's $r$ between the two maps, both after their ReLU, 1 if the class did not
+# matter). Grad-CAM's maps on the same images, asked the same question, are the yardstick:
 
 # %%
 captured_sc = cl.cam.capture(shapes.model, xs[subset], ys[subset], cl.get_layer(shapes.model, layer),
                              gradients=False)
-least = shapes_logits[subset].argmin(dim=1)
 effective, maps_by_class = [], []
-for target in (ys[subset], least):
+for target in (ys[subset], runner_up[subset]):
     w = OurScoreCAM(batch_size=256).channel_weights(dataclasses.replace(captured_sc, targets=target))
     effective.append(1 / w.pow(2).sum(dim=1))
     maps_by_class.append(cl.cam.upsample_maps(torch.einsum("nk,nkhw->nhw", w, captured_sc.activations).clamp(min=0),
@@ -664,12 +792,13 @@ for target in (ys[subset], least):
 print(f"effective number of channels, true class: {float(effective[0].mean()):.1f} of 128 "
       f"(from {float(effective[0].min()):.1f} to {float(effective[0].max()):.1f})")
 print(f"(these weights give cl.score_cam's maps: max |difference| {float((maps_by_class[0] - sc).abs().max()):.1e})")
-# Grad-CAM compared before its ReLU: for the lowest-ranked class the map is all negative.
-gc_true = cl.grad_cam(shapes.model, xs[subset], ys[subset], layer=layer, relu=False)
-gc_least = cl.grad_cam(shapes.model, xs[subset], least, layer=layer, relu=False)
-for name, r in [("Score-CAM", pearson(*maps_by_class)), ("Grad-CAM (no ReLU)", pearson(gc_true, gc_least))]:
-    print(f"r({name} for the true class, for the lowest-ranked class): mean {float(r.mean()):.2f}, "
+gc_second = cl.grad_cam(shapes.model, xs[subset], runner_up[subset], layer=layer)
+for name, r in [("Score-CAM", pearson(*maps_by_class)), ("Grad-CAM", pearson(gc_subset, gc_second))]:
+    print(f"r({name} for the true class, for the runner-up): mean {float(r.nanmean()):.2f}, "
           f"from {float(r.min()):.2f} to {float(r.max()):.2f}")
+plain_mean = cl.cam.upsample_maps(captured_sc.activations.mean(dim=1), (64, 64))  # every channel weighted 1/128
+print(f"r(Score-CAM for the true class, the plain mean of the {captured_sc.activations.shape[1]} activation maps): "
+      f"mean {float(pearson(maps_by_class[0], plain_mean).mean()):.2f}")
 
 # %% [markdown]
 # On the photo, at `blocks.3` (80 channels of $14 \times 14$, so 81 passes):
@@ -682,7 +811,7 @@ print(f"Score-CAM weights at blocks.3: largest {float(w_sc.max()):.3f} (1/80 = {
 # The rest of the pipeline by hand, so the 81 passes are not made twice.
 score_photo = cl.cam.upsample_maps(torch.einsum("k,nkhw->nhw", w_sc, c_b3.activations).clamp(min=0), (224, 224))
 
-# %% mystnb={"image": {"alt": "The cat photo with Grad-CAM and Score-CAM of blocks.3 (14 x 14) over a grey copy, each with its own colour bar. Both maps are patchy; Score-CAM's is spread over fur and background, Grad-CAM's has a few spots, some on the background."}}
+# %% mystnb={"image": {"alt": "The cat photo (a close-up of the face) with Grad-CAM and Score-CAM of blocks.3 (14 x 14) over a grey copy, each with its own colour bar. Both maps are patchy; Score-CAM's is spread over the fur of the forehead and the muzzle, Grad-CAM's has a few spots, the brightest at the bottom left of the face."}}
 fig = viz.method_grid(cat, {"Grad-CAM, blocks.3": cl.grad_cam(model, cat, cat_class, layer="blocks.3"),
                             "Score-CAM, blocks.3": score_photo},
                       overlay=True, denormalize=imagenet.denormalize, row_titles=[labels[cat_class]], label="map")
@@ -692,13 +821,14 @@ plt.show()
 # Score-CAM localises the Shapes objects as well as Grad-CAM (0.43 against 0.40 on the object,
 # the peak on the object in all 12 images) at 129 forward passes per image instead of one
 # forward and one backward. Its weights are far from one-hot (13 effective channels of 128 on
-# average) and its map depends on the class much less than Grad-CAM's: asked for the class the
-# model ranks last, Score-CAM draws nearly the same map ($r$ 0.85 on average), while Grad-CAM's
-# map changes sign ($r$ -0.92). Each masked image keeps a region of the object, and a region of the object
-# raises most classes' scores a little; the softmax then turns "bright region" into "weight".
-# On the cat at `blocks.3` the scores of the 80 masked images are so close that the weights are
-# nearly uniform (64 effective channels of 80, the largest 0.041 against 1/80 = 0.013): the map
-# is close to the average activation of the layer, fur and background included.
+# average) and its map depends on the class much less than Grad-CAM's: asked for the runner-up
+# class, Score-CAM draws nearly the same map ($r$ 0.89 on average) while Grad-CAM's changes
+# ($r$ 0.33), both compared after their ReLU. The last line says why: with weights this spread
+# out, Score-CAM's map is close to the plain mean of the layer's activation maps ($r$ 0.96),
+# which involves no class at all. On the cat at `blocks.3` the scores of the 80 masked images
+# are so close that the weights are nearly uniform (64 effective channels of 80, the largest
+# 0.041 against 1/80 = 0.013); in the figure, Score-CAM's map spreads over the fur of the
+# forehead and the muzzle, Grad-CAM's has a few spots.
 
 # %% [markdown]
 # ## Guided Backprop and Guided Grad-CAM
@@ -727,7 +857,7 @@ from course_lib.cam.guided_backprop import _GuidedClamp  # noqa: E402  (the guid
 print(inspect.getsource(GuidedActivations))
 print(inspect.getsource(_GuidedClamp))
 
-# %% mystnb={"image": {"alt": "The espresso photo, then the maximum over colour channels of the absolute plain gradient, of Guided Backprop and of Guided Grad-CAM, each on an inferno scale with its own colour bar clipped at the 99th percentile. The gradient is speckle over the whole image; Guided Backprop shows outlines (the cup's rim, the handle, the spoon) with a fine grid pattern; Guided Grad-CAM keeps the outlines of the rim and the crema and drops the saucer."}}
+# %% mystnb={"image": {"alt": "The espresso photo, then the maximum over colour channels of the absolute plain gradient, of Guided Backprop and of Guided Grad-CAM, each on an inferno scale with its own colour bar clipped at the 99th percentile. The gradient is grainy over the whole image and strongest on the cup, whose rim and crema show through; Guided Backprop shows cleaner outlines (the cup's rim, the handle, the spoon) with a fine regular grid of dots; Guided Grad-CAM keeps the outlines of the rim and the crema and drops the saucer."}}
 two = x[:2]
 gb = cl.guided_backprop(model, two, pred[:2])
 ggc = cl.guided_grad_cam(model, two, pred[:2], layer="bn2")
@@ -740,11 +870,12 @@ fig = viz.method_grid(two[1:], {"gradient": cl.reduce_channels(vg[1:], "max_abs"
 plt.show()
 
 # %% [markdown]
-# The plain gradient is speckle over the whole image. Guided Backprop draws outlines: the cup's
-# rim, the handle and the spoon, much as an edge detector would, with a fine regular grid
-# running through them. Guided Grad-CAM multiplies the two,
-# Guided Backprop times the upsampled Grad-CAM of `bn2`, and keeps the outlines where Grad-CAM
-# puts the class: the espresso's rim and crema, not the saucer.
+# The plain gradient is grainy everywhere, saucer and table included, and strongest on the cup,
+# where the rim and the crema show through the grain. Guided Backprop draws cleaner outlines:
+# the cup's rim, the handle and the spoon, much as an edge detector would, with a fine regular
+# grid of dots running through them. Guided Grad-CAM multiplies the two, Guided Backprop times
+# the upsampled Grad-CAM of `bn2`, and keeps the outlines where Grad-CAM puts the class: the
+# espresso's rim and crema, not the saucer.
 #
 # ### Does Guided Backprop explain the class?
 #
@@ -771,8 +902,9 @@ for name, (a, b) in by_class.items():
 
 # %% [markdown]
 # The plain gradient and Grad-CAM change with the class ($r$ between -0.43 and 0.57 for every
-# photo). Guided Backprop barely does: $r$ from 0.984 to 0.999, the map for a penguin or a
-# terrier on the cat photo is the map for the tiger cat. This is what
+# photo). Guided Backprop barely does: $r$ from 0.984 to 0.999; the map for a king penguin on
+# the cat photo is the map for the tiger cat, and the map for a West Highland white terrier on
+# the espresso photo the map for the espresso. This is what
 # {footcite}`nie2018theoretical` proved for Guided Backprop: zeroing every negative signal on
 # the way back removes most of what the last layers contribute, and what remains is a partial
 # reconstruction of the image's edges, largely independent of the class. Guided Grad-CAM
@@ -848,12 +980,32 @@ finally:
     handle.remove()
 
 # %% [markdown]
-# Tutorials answer this by switching the ReLUs to `inplace=False`, which changes the model. A
+# Tutorials answer this by switching the ReLUs to `inplace=False`, which changes the model's
+# modules (not the function it computes): a fix one must remember on every model. A
 # tensor hook on the layer's output (what `course_lib` and pytorch-grad-cam use) works. But
 # pytorch-grad-cam keeps a *view* of the output as the activations, not a copy, so on such a
 # layer it records the values *after* the ReLU has overwritten them, mixed with gradients taken
-# before it. On `features.layer3.bn1`, for the 200 test images, against the same network with
-# out-of-place ReLUs (where there is nothing to overwrite):
+# before it. The layers tutorials pick are often of this kind. Built without weights (on
+# PyTorch's `meta` device, nothing is downloaded or allocated), torchvision's VGG-16 and
+# ResNet-50 show what follows two common choices:
+
+# %%
+import torchvision  # noqa: E402  (only to show two architectures)
+
+with torch.device("meta"):
+    vgg16, resnet50 = torchvision.models.vgg16(), torchvision.models.resnet50()
+print(f"VGG-16    features[28] = {vgg16.features[28]}\n          features[29] = {vgg16.features[29]}")
+print(f"ResNet-50 layer4[-1].relu = {resnet50.layer4[-1].relu}; in Bottleneck.forward:")
+print("\n".join(line for line in inspect.getsource(type(resnet50.layer4[-1]).forward).splitlines()
+                if any(w in line for w in ("bn", "relu", "+= identity"))))
+
+# %% [markdown]
+# VGG-16's last convolution, `features[28]`, the usual Grad-CAM layer for that model, is
+# followed directly by an in-place ReLU: the case measured next. ResNet-50's
+# `layer4[-1].conv3` feeds a batch norm, which does not overwrite its input, so it is safe from
+# this; but inside the same block `bn1` and `bn2` feed the in-place ReLU. On the Shapes CNN's
+# `features.layer3.bn1`, followed by `ReLU(inplace=True)`, for the 200 test images, against the
+# same network with out-of-place ReLUs (where there is nothing to overwrite):
 
 # %%
 def minmax(maps):
@@ -912,11 +1064,42 @@ print(f"Captum GuidedBackprop vs guided backprop:    max |difference| = "
       f"{float((captum_gb - gb[:1]).abs().max()):.2f} (largest value {float(gb[:1].abs().max()):.2f})")
 
 # %% [markdown]
-# Guided backprop implemented by swapping modules has the same blind spot for any activation
-# it does not list, and for `F.relu` called in `forward`; the tests of `course_lib` check ReLU,
-# ReLU6 and functional `F.relu`, `F.relu6` and `Tensor.relu_` against a definition computed on
-# a copy whose activations are replaced, and `guided_backprop` warns when a model has no
-# ReLU-like activation at all.
+# Guided backprop implemented by hooking modules has the same blind spot for a network that
+# calls its activations as functions in `forward` (`F.relu(x)`, as torchvision's Inception
+# does): there is no ReLU module to hook. A two-layer example:
+
+# %%
+class FunctionalReLUNet(torch.nn.Module):
+    """Two convolutions with F.relu called in forward, global average pooling, a linear layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.fc = torch.nn.Linear(8, 4)
+
+    def forward(self, inputs):
+        h = F.relu(self.conv2(F.relu(self.conv1(inputs))))
+        return self.fc(h.mean(dim=(2, 3)))
+
+
+torch.manual_seed(0)
+functional_net, x_small = FunctionalReLUNet().eval(), torch.randn(2, 3, 16, 16)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    captum_gb_f = GuidedBackprop(functional_net).attribute(x_small.clone().requires_grad_(True), target=0)
+ours_gb_f = cl.guided_backprop(functional_net, x_small, 0)
+plain_f = cl.vanilla_gradient(functional_net, x_small, 0)
+print(f"F.relu network: Captum GuidedBackprop vs the plain gradient: max |difference| = "
+      f"{float((captum_gb_f - plain_f).abs().max()):.1e}")
+print(f"F.relu network: Captum GuidedBackprop vs guided backprop:    max |difference| = "
+      f"{float((captum_gb_f - ours_gb_f).abs().max()):.1e} (largest |value|: plain gradient "
+      f"{float(plain_f.abs().max()):.1e}, guided backprop {float(ours_gb_f.abs().max()):.1e})")
+
+# %% [markdown]
+# Captum again returns the plain gradient. The tests of `course_lib` check ReLU, ReLU6 and
+# functional `F.relu`, `F.relu6` and `Tensor.relu_` against a definition computed on a copy
+# whose activations are replaced, and `guided_backprop` warns when a model has no ReLU-like
+# activation at all.
 
 # %% [markdown]
 # **A library that changes your model.** pytorch-grad-cam's constructor calls `model.eval()` on
@@ -949,11 +1132,12 @@ print(f"after course_lib:       training = {victim.training}, parameters with a 
 # - pytorch-grad-cam scales every map to $[0, 1]$ (min-max) and returns numpy arrays; we return
 #   the maps in their own units, so we scale ours the same way before comparing.
 # - Its Grad-CAM++ adds $10^{-6}$ to the denominator of $\alpha$, which the paper does not.
-#   The gradients here are small ($g^2$ is often below $10^{-6}$), so this changes the map; with
-#   the same epsilon added, ours agrees.
+#   Where the gradients are small, as at `blocks.5.3.bn2` (printed below the table), this
+#   changes the map; with the same epsilon added, ours agrees.
 # - Its Score-CAM upsamples the masks with `align_corners=True`, which stretches them by up to
 #   half a cell; we upsample masks like every other map (pixel centres aligned). With its
-#   upsampling, ours agrees. It scores 16 masked images at a time (`batch_size`), we 64.
+#   upsampling, ours agrees. It scores 16 masked images at a time (`batch_size`), we 64; a
+#   batch of masked images may hold the masks of two examples, which the table also checks.
 # - Captum's `LayerGradCam` returns the layer-resolution map, *without* the ReLU unless
 #   `relu_attributions=True`; ours with `upsample=False` is the same map.
 #
@@ -981,9 +1165,12 @@ class ScoreCAMCornerAligned(OurScoreCAM):
 
 mid = "blocks.5.3.bn2"  # a layer where the four gradient variants all differ
 t = pred[:1]
+six_targets = torch.arange(6)  # six Shapes images, each with another target
 rows = [
     ("grad_cam", "GradCAM", "bn2", cl.grad_cam(model, cat, t, layer="bn2"),
      pytorch_grad_cam(GradCAM, model, cat, t, "bn2"), 5e-6),
+    ("grad_cam (6 targets)", "GradCAM", "features.layer3", cl.grad_cam(shapes.model, xs[:6], six_targets, layer=layer),
+     pytorch_grad_cam(GradCAM, shapes.model, xs[:6], six_targets, layer), 5e-6),
     ("grad_cam", "GradCAM", mid, cl.grad_cam(model, cat, t, layer=mid),
      pytorch_grad_cam(GradCAM, model, cat, t, mid), 5e-6),
     ("hires_cam", "HiResCAM", mid, cl.hires_cam(model, cat, t, layer=mid),
@@ -1002,12 +1189,19 @@ rows += [
      layer="features.layer2"), sc_theirs, None),
     ("  + its mask upsampling", "ScoreCAM", "features.layer2",
      ScoreCAMCornerAligned()(shapes.model, xs[:2], ys[:2], layer="features.layer2"), sc_theirs, 5e-6),
+    ("  3 images, 48 at a time", "ScoreCAM", "features.layer2",
+     ScoreCAMCornerAligned(batch_size=48)(shapes.model, xs[:3], ys[:3], layer="features.layer2"),
+     pytorch_grad_cam(ScoreCAM, shapes.model, xs[:3], ys[:3], "features.layer2", batch_size=64), 5e-6),
 ]
 print(f"{'course_lib':<25}{'pytorch-grad-cam':<17}{'layer':<17}{'max |difference|':>17}{'tolerance':>11}")
 for ours_name, theirs_name, where, ours_map, theirs_map, tol in rows:
     diff = float((minmax(ours_map).float() - theirs_map).abs().max())
     verdict = "-" if tol is None else f"{tol:.0e}" + (" ok" if diff <= tol else " FAIL")
     print(f"{ours_name:<25}{theirs_name:<17}{where:<17}{diff:>17.1e}{verdict:>11}")
+c_mid = cl.cam.capture(model, cat, t, cl.get_layer(model, mid))
+g_mid = c_mid.gradients[c_mid.gradients != 0]
+print(f"{mid}: g^2 < 1e-6 at {float((g_mid.pow(2) < 1e-6).double().mean()):.0%} of the positions with a "
+      f"non-zero gradient ({c_mid.activations.shape[1]} channels of {c_mid.activations.shape[-1]} x {c_mid.activations.shape[-1]})")
 
 # %%
 captum_gc = LayerGradCam(model, model.bn2).attribute(cat.clone().requires_grad_(True), target=cat_class,
@@ -1023,12 +1217,15 @@ print(f"guided_backprop vs Captum GuidedBackprop (Shapes CNN, nn.ReLU): max |dif
       f"{float((cl.guided_backprop(shapes.model, xs[:8], ys[:8]) - captum_gb_shapes).abs().max()):.1e}")
 
 # %% [markdown]
-# Every comparison with a tolerance passes. The two rows without one are the documented
-# differences: pytorch-grad-cam's epsilon changes Grad-CAM++ by up to 0.007 of the map's range
-# here, and its corner-aligned masks change Score-CAM by up to 0.32, a measure of how sensitive
-# Score-CAM is to the details of its masks. Captum's Grad-CAM is ours to $10^{-7}$, and its
-# Guided Backprop is ours exactly on a network of `nn.ReLU` modules (and the plain gradient on
-# EfficientNet-Lite0's ReLU6, above). The tests run the same comparisons on the Shapes CNN,
+# Every comparison with a tolerance passes, also for six images with six different targets in
+# one batch, and for Score-CAM's masked images scored 48 at a time, so that a batch holds the
+# masks of two examples. The two rows without a tolerance are the documented differences:
+# pytorch-grad-cam's epsilon changes Grad-CAM++ by up to 0.007 of the map's range here, where
+# 18 percent of the non-zero gradients have $g^2 < 10^{-6}$, and its corner-aligned masks change
+# Score-CAM by up to 0.32, a measure of how sensitive Score-CAM is to the details of its masks.
+# Captum's Grad-CAM is ours to $10^{-7}$, and its Guided Backprop is ours exactly on a network of
+# `nn.ReLU` modules (and the plain gradient on EfficientNet-Lite0's ReLU6 and on a network
+# calling `F.relu`, above). The tests run the same comparisons on the Shapes CNN,
 # EfficientNet-Lite0 and small random networks.
 #
 # ## Summary
@@ -1039,29 +1236,36 @@ print(f"guided_backprop vs Captum GuidedBackprop (Shapes CNN, nn.ReLU): max |dif
 # - Grad-CAM is a forward pass, a backward pass to one layer, a mean, a weighted sum, a ReLU and
 #   an upsampling. Copy the activations when the layer returns, catch the gradient with a
 #   tensor hook, remove every hook in `finally`.
-# - The layer matters more than the variant. On Shapes, Grad-CAM of the last block points at the
-#   object in 94 percent of images; early layers are unreliable with Grad-CAM, and better with
-#   HiResCAM and LayerCAM, which keep the gradient per position.
-# - Grad-CAM++ balances several objects of one class better than Grad-CAM on Shapes' middle
-#   layers, at the cost of more mass off the objects; on EfficientNet-Lite0 it coincides with
-#   Grad-CAM at the last block and is nearly flat or unstable inside the network. Score-CAM
-#   costs one forward pass per channel and depends little on the class here.
+# - Choose the layer with a measurement. On Shapes, Grad-CAM of the last block points at the
+#   object in 94 percent of images, `layer1`'s in 56 percent. On the photo network only
+#   the last block put each class of the cat and espresso pair on its own half.
+# - At the last block the variant barely matters: HiResCAM equals Grad-CAM exactly, Grad-CAM++
+#   and LayerCAM are close ($r \ge 0.918$). In early layers it matters as much as the layer:
+#   HiResCAM and LayerCAM, which keep the gradient per position, localise far better than
+#   Grad-CAM there.
+# - Grad-CAM++'s promise for several objects of one class holds only partly: on Shapes it beats
+#   Grad-CAM at `layer1` only, where HiResCAM and LayerCAM do better still, and inside
+#   EfficientNet-Lite0 its map can be flat, which a balance score mistakes for success. Score-CAM
+#   costs one forward pass per channel, and its map is close to the mean of the activation maps,
+#   so it depends little on the class here.
+# - A map drawn on its own scale (or min-max scaled) hides how much evidence it holds: the
+#   lowest-ranked class's map looks as sure as the true class's at a hundredth of its size.
 # - Guided Backprop gives the same picture for a class the model ranks 500th as for its
 #   prediction ($r \ge 0.98$): it reconstructs edges. Guided Grad-CAM borrows its class
 #   dependence from Grad-CAM.
 # - Libraries differ in ways that change results: pytorch-grad-cam scales maps to $[0, 1]$, adds
 #   an epsilon to Grad-CAM++, stretches Score-CAM's masks, records post-ReLU values on a layer
 #   followed by an in-place ReLU, and changes your model's mode and `.grad`; Captum's Guided
-#   Backprop is the plain gradient on ReLU6 networks.
+#   Backprop is the plain gradient on ReLU6 networks and on networks that call `F.relu`.
 #
 # ## Exercises
 #
 # The exercises for this chapter are in
 # [`exercises/04_class_activation_maps.ipynb`](https://github.com/interpreting-neural-networks/course/blob/main/exercises/04_class_activation_maps.ipynb)
 # [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/interpreting-neural-networks/course/blob/main/exercises/04_class_activation_maps.ipynb):
-# write Grad-CAM from a layer's activations and gradients, predict what CAM, Grad-CAM and
-# Grad-CAM++ give on a GAP network, find what a guided-backprop snippet leaves behind and what
-# it misses, and read a shortcut model's Grad-CAM measurements layer by layer. The book's "How
+# write Grad-CAM from a layer's activations and gradients, work out which of CAM's identities
+# survive a global max-pooling head, say what a guided-backprop snippet leaves behind and when,
+# and read a shortcut model's Grad-CAM measurements layer by layer. The book's "How
 # to use" page says how to fill them in and hand them in.
 #
 # ## References
