@@ -15,16 +15,17 @@
 # # Exercises 05: Occlusion, LIME and Shapley values on superpixels
 #
 # These exercises go with chapter 05. You write occlusion's core, predict what perturbation
-# methods cost, read an error-versus-cost table to choose an estimator, and work out Shapley
-# values by hand on a small game where they disagree with "hide one and see". Four items,
-# 17 points:
+# methods cost, read an error-versus-cost table to choose an estimator, work out Shapley values
+# by hand on a small game where they disagree with "hide one and see", and tell buggy
+# occlusions apart by what they output. Five items, 22 points:
 #
 # | item | what you do | points |
 # |---|---|---|
-# | 1 `occlusion_map` | write occlusion: the score drop per window, averaged where windows overlap | 7 |
+# | 1 `occlusion_map` | write occlusion so that it agrees with the chapter's | 7 |
 # | 2 `forward_passes` | predict the forward passes of occlusion, exact Shapley and permutation sampling | 4 |
-# | 3 `read_errors` | read an error-versus-cost table and say which estimator to trust | 3 |
+# | 3 `read_errors` | read an error-versus-cost table and say which estimator to trust | 4 |
 # | 4 `shapley_by_hand` | Shapley values and leave-one-out on a three-segment game | 3 |
+# | 5 `find_the_bug` | match three buggy occlusions to their outputs | 4 |
 #
 # **How you are graded.** Fill in the cells marked `# YOUR ANSWER`: replace each
 # `raise NotImplementedError` by your code and each `None` by your answer, and keep the names.
@@ -81,18 +82,20 @@ from course_lib.grading import public_checks
 # %% [markdown]
 # ## 1. Occlusion (7 points)
 #
-# Write `occlusion_map(model, image, target, window, stride, fill=0.0)`:
+# Write `occlusion_map(model, image, target, window, stride, fill=0.0)`, an occlusion map that
+# agrees with the chapter's `cl.occlusion(model, image, target, window=window, stride=stride,
+# fill=fill)[0, 0]`:
 #
 # - `image`: one image, a 1 x C x H x W float tensor; `model(batch)` returns N x K logits;
 #   `target`: the class whose logit is explained; `window` and `stride`: ints (square windows,
 #   the same stride along both axes); `fill`: the value every channel of a hidden pixel takes;
-# - windows start at 0, `stride`, `2 * stride`, ... along each axis, and go on until the image
-#   is covered: along a side of L pixels there are ceil((L - window) / stride) + 1 of them, so
-#   the last window may hang over the border (it is then cut, as slicing does);
-# - for each window, the drop is f(image) - f(image with the window set to `fill`), for the
-#   target's logit;
-# - returns an H x W tensor: for each pixel, the **mean** drop over the windows that cover it;
+# - returns an H x W tensor, positive where hiding a pixel lowers the target's logit;
 # - needs no gradient: do not leave `.grad` on the model, and do not change `image`.
+#
+# Where the windows go, what happens at the border when the stride does not divide the image,
+# and how a pixel covered by several windows gets its value: that is for you to settle, from
+# the chapter (its formula, its window count) or by experiment with `cl.occlusion` in the
+# try-it cell.
 
 # %% tags=["answer"]
 def occlusion_map(model, image, target, window, stride, fill=0.0):
@@ -179,45 +182,63 @@ print("occlusion on 64 px, window 10, stride 5:", counted.images - 1, "passes; c
       cl.count_windows(64, 10, 5))
 
 # %% [markdown]
-# ## 3. Which estimator to trust? (3 points)
+# ## 3. Which estimator to trust? (4 points)
 #
 # Chapter 05 measured the error of three estimators of Shapley values against the exact ones
-# on six Shapes images with 10 to 12 superpixels, ten seeds each (relative error, mean ±
-# standard error):
+# on six Shapes images with 10 to 12 superpixels, ten seeds each: the relative error's mean ±
+# its standard error over the 60 runs, and in brackets the 90th percentile of the 60 runs'
+# errors.
 #
 # | forward passes per image | KernelSHAP | permutation sampling | LIME |
 # |---|---|---|---|
-# | 32 | 0.098 ± 0.008 | 0.082 ± 0.007 | 0.324 ± 0.008 |
-# | 128 | 0.041 ± 0.003 | 0.038 ± 0.003 | 0.096 ± 0.004 |
-# | 256 | 0.029 ± 0.002 | 0.025 ± 0.002 | 0.063 ± 0.003 |
-# | 512 | 0.021 ± 0.001 | 0.019 ± 0.002 | 0.047 ± 0.003 |
-# | 2048 | 0.010 ± 0.001 | 0.011 ± 0.001 | 0.036 ± 0.003 |
+# | 32 | 0.098 ± 0.008 [0.167] | 0.082 ± 0.007 [0.150] | 0.324 ± 0.008 [0.418] |
+# | 128 | 0.041 ± 0.003 [0.070] | 0.038 ± 0.003 [0.069] | 0.096 ± 0.004 [0.135] |
+# | 256 | 0.029 ± 0.002 [0.051] | 0.025 ± 0.002 [0.042] | 0.063 ± 0.003 [0.098] |
+# | 512 | 0.021 ± 0.001 [0.034] | 0.019 ± 0.002 [0.037] | 0.047 ± 0.003 [0.080] |
+# | 2048 | 0.010 ± 0.001 [0.016] | 0.011 ± 0.001 [0.023] | 0.036 ± 0.003 [0.067] |
 #
 # `answer_within_5_percent`: you can afford 256 forward passes per image and need values within
-# 5 percent of the Shapley values. Which estimators do that on these images? (A letter.)
+# 5 percent of the Shapley values on average over many images. Which estimators do that on
+# these images? (A letter.)
 #
 # - A. LIME only.
 # - B. KernelSHAP and permutation sampling, not LIME.
 # - C. All three.
 # - D. None of them: only the exact values.
 #
-# `answer_shrink_factor`: predict, without the table, by what factor KernelSHAP's error shrinks
-# when the budget grows from 512 to 2,048 passes. (A number.)
+# `answer_single_run`: a colleague ran KernelSHAP once on one image at 256 passes and writes
+# "the values are within 3 percent of the Shapley values". What does the table support?
+# (A letter.)
 #
-# `answer_lime_floor`: LIME's error hardly moves between 512 and 2,048 passes. Why? (A letter.)
+# - A. The claim: KernelSHAP's error at 256 passes is 0.029.
+# - B. Less than the claim: 0.029 is a mean over runs; about one run in ten is off by more than
+#   5 percent.
+# - C. The claim, since KernelSHAP imposes efficiency exactly, so its values add up to the
+#   right total.
+# - D. Nothing: KernelSHAP has no standard error.
 #
-# - A. 2,048 samples are still too few for 12 segments; ten times more would bring it to 1 percent.
-# - B. Its weighting and ridge penalty define another target: the estimate converges, but not to
-#   the Shapley values.
-# - C. float32 rounding of the model's scores.
-# - D. The superpixels are too large for LIME.
+# `answer_shrink_factor`: the table stops at 2,048 passes. Predict by what factor KernelSHAP's
+# mean error shrinks when the budget grows from 2,048 to 8,192 passes. (A number.)
+#
+# `answer_lime_floor`: LIME's error hardly moves between 512 and 2,048 passes. What keeps it
+# there? (A letter.)
+#
+# - A. Too few samples for 12 segments: at ten times the budget it would fall to 1 percent.
+# - B. The ridge penalty pulls every coefficient towards zero, and no number of samples undoes
+#   that.
+# - C. The weights it gives coalitions: even fitted on all $2^M$ of them, its regression has a
+#   solution other than the Shapley values.
+# - D. float32 rounding of the model's scores.
 
 # %% tags=["answer"]
 # YOUR ANSWER
 ### BEGIN SOLUTION
-answer_within_5_percent = "B"  # 0.029 and 0.025 at 256 passes; LIME 0.063
+answer_within_5_percent = "B"  # 0.029 and 0.025 at 256 passes on average; LIME 0.063
+answer_single_run = "B"  # the 90th percentile at 256 passes is 0.051
 answer_shrink_factor = 2.0  # 1 / sqrt(calls): four times the calls, half the error
-answer_lime_floor = "B"
+# The penalty is fixed while the squared errors grow with the samples: its pull fades. The
+# kernel (closeness to the full image) stays, and defines another target.
+answer_lime_floor = "C"
 ### END SOLUTION
 
 # %% tags=["public-checks"]
@@ -268,3 +289,75 @@ table = torch.zeros(8)
 for members, value in worth.items():
     table[sum(1 << "ABC".index(m) for m in members)] = value
 print("Shapley values of A, B, C:", cl.shapley_from_values(table).tolist())
+
+
+# %% [markdown]
+# ## 5. Find the bug (4 points)
+#
+# Five occlusion functions were run on the same input: a row of 8 pixels (an image of height
+# 1), all equal to 1, and a two-class model whose class-0 logit is
+# $-4 + \sum_i w_i x_i$ with pixel weights $w = (0, 0, 1, 3, 3, 1, 0, 2)$ (class 1's logit is 0).
+# Window 3, stride 2, along the row; fill 0; the class explained is class 0. Their outputs, one
+# value per pixel:
+#
+# | output | pixel 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 |
+# |---|---|---|---|---|---|---|---|---|
+# | P | 1.00 | 1.00 | 4.00 | 7.00 | 5.50 | 4.00 | 4.00 | 0.00 |
+# | Q | 1.00 | 1.00 | 4.00 | 7.00 | 5.50 | 3.50 | 3.50 | 3.00 |
+# | R | 1.00 | 1.00 | 4.00 | 7.00 | 5.50 | 4.00 | 3.00 | 2.00 |
+# | S | 0.00 | 0.00 | 0.37 | 0.73 | 0.42 | 0.12 | 0.07 | 0.02 |
+# | T | 1.00 | 1.00 | 7.00 | 7.00 | 7.00 | 4.00 | 4.00 | 2.00 |
+#
+# One of them is the chapter's `cl.occlusion`; one moves the last window inside the row
+# instead of cutting it at the border, which is not what the chapter does. Each of the other
+# three has one of these bugs. Which output (a letter) comes from:
+#
+# - `answer_bug_max`: a function that keeps, for each pixel, the largest drop among the windows
+#   covering it;
+# - `answer_bug_floor`: a function that places `(L - window) // stride + 1` windows along a side
+#   of L pixels, and leaves a pixel no window covers at the value it was initialised with;
+# - `answer_bug_probability`: a function that measures the drop of the class's softmax
+#   probability instead of its logit;
+# - `answer_correct_output`: the chapter's `cl.occlusion`?
+#
+# Work it out from the numbers before you check with the try-it cell.
+
+# %% tags=["answer"]
+# YOUR ANSWER
+### BEGIN SOLUTION
+# Window drops (the sum of the weights under each window): starts 0, 2, 4, 6 give 1, 7, 4, 2.
+# The maximum: pixel 2, under the windows with drops 1 and 7, gets 7 (mean 4): T.
+answer_bug_max = "T"
+# Floor: (8 - 3) // 2 + 1 = 3 windows (starts 0, 2, 4): pixel 7 is uncovered (0), pixel 6 is
+# under the window at 4 only (4): P.
+answer_bug_floor = "P"
+# The logit of the full row is 6: probability 0.9975. Dropping it by 1 barely moves the
+# probability (0.0042), by 7 a lot (0.73): S.
+answer_bug_probability = "S"
+# Cut last window at 6 (drop 2): pixel 6 gets (4 + 2) / 2 = 3, pixel 7 gets 2: R. Q moved the
+# last window to start 5 (drop 1 + 0 + 2 = 3).
+answer_correct_output = "R"
+### END SOLUTION
+
+# %% tags=["public-checks"]
+# Check your work: which public checks pass, and why not (hidden checks run when you hand in).
+public_checks("05", "find_the_bug")
+
+# %% tags=["skip-grading"]
+# Try it: the row and its model, to experiment with (e.g. with cl.occlusion, window=(1, 3),
+# stride=(1, 2)) once you have answered.
+weights = torch.tensor([0.0, 0.0, 1.0, 3.0, 3.0, 1.0, 0.0, 2.0])
+
+
+class Row(torch.nn.Module):
+    """Two classes: class 0's logit is -4 + weights . pixels, class 1's is 0."""
+
+    def forward(self, x):
+        logit = -4 + (x.flatten(1) * weights).sum(dim=1)
+        return torch.stack([logit, torch.zeros_like(logit)], dim=1)
+
+
+row = torch.ones(1, 1, 1, 8)
+with torch.no_grad():
+    print("class-0 logit of the full row:", float(Row()(row)[0, 0]),
+          "; its probability:", round(float(Row()(row).softmax(dim=1)[0, 0]), 4))

@@ -1,23 +1,29 @@
 """Autograder for exercises/05_occlusion_and_shapley: occlusion's overlap averaging, the cost of
-perturbation methods, reading an error-versus-cost table, and Shapley values against
-leave-one-out on a game with redundancy.
+perturbation methods, reading an error-versus-cost table, Shapley values against leave-one-out
+on a game with redundancy, and telling three buggy occlusions apart by their outputs.
 
 The function item's ``collect`` step (the student's process) calls ``occlusion_map`` on small
 untrained float64 models and images built here from fixed seeds; its checks (the trusted
 process) rebuild them and compare with course_lib's ``occlusion``. Each check isolates one
 idea (the drop, the averaging of overlapping windows, the last window at the border, the
-fill), so a lost point says which.
+fill), so a lost point says which: the checks that build on the drop of a single window
+(overlap, border, fill) say "fix that check first" when it fails, instead of diagnosing a
+fault they cannot see, and a failing check names the common mistake it recognises (the sum
+or the maximum of the drops, the last window's drop, the uncovered border, the reversed sign,
+the fill ignored).
 """
 from __future__ import annotations
 
 import functools
+import math
 
+import numpy as np
 import torch
 from torch import nn
 
 from course_lib.perturbation.occlusion import occlusion as _occlusion
 
-from .checks import Fail, Got, Item, assert_close, check, choice_answer, number_answer
+from .checks import Array, Fail, Got, Item, assert_close, check, choice_answer, number_answer
 from . import material
 from .material import linear_model
 
@@ -71,9 +77,75 @@ def reference(key: str) -> torch.Tensor:
     return _occlusion(model(), x(), target, window=window, stride=stride, fill=fill)[0, 0]
 
 
-def _compare(got: Got, key: str, what: str, hint: str) -> None:
+@functools.lru_cache(maxsize=None)
+def variant(key: str, combine: str = "mean", count: str = "ceil", fill: float | None = None) -> torch.Tensor:
+    """Trusted process: probe ``key`` computed with a common mistake, to name it in a reason.
+
+    ``combine``: how the drops of the windows covering a pixel are combined ("mean", "sum",
+    "max", "last": the last window's drop overwrites); ``count``: "floor" places
+    floor((L - window) / stride) + 1 windows per side and leaves uncovered pixels at 0,
+    "shifted" moves the last window inside the image (start L - window) instead of cutting it;
+    ``fill`` overrides the probe's fill.
+    """
+    make_model, make_x, target, window, stride, probe_fill = PROBES[key]
+    model, x = make_model(), make_x()
+    fill = probe_fill if fill is None else fill
+    _, _, h, w = x.shape
+    rounding = math.ceil if count == "ceil" else math.floor
+
+    def starts(size: int) -> list[int]:
+        out = [i * stride for i in range(rounding((size - window) / stride) + 1)]
+        return out[:-1] + [size - window] if count == "shifted" else out
+
+    total, count_map = torch.zeros(h, w, dtype=torch.float64), torch.zeros(h, w, dtype=torch.float64)
+    largest = torch.full((h, w), -math.inf, dtype=torch.float64)
+    last = torch.zeros(h, w, dtype=torch.float64)
+    with torch.no_grad():
+        clean = model(x)[0, target]
+        for r in starts(h):
+            for c in starts(w):
+                hidden = x.clone()
+                hidden[:, :, r : r + window, c : c + window] = fill
+                drop = clean - model(hidden)[0, target]
+                total[r : r + window, c : c + window] += drop
+                count_map[r : r + window, c : c + window] += 1
+                largest[r : r + window, c : c + window] = largest[r : r + window, c : c + window].clamp(min=drop)
+                last[r : r + window, c : c + window] = drop
+    covered = count_map > 0
+    out = {"mean": total / count_map.clamp(min=1), "sum": total, "max": largest, "last": last}[combine]
+    return torch.where(covered, out, torch.zeros_like(out))
+
+
+def _close(got: Got, key: str, want: torch.Tensor) -> bool:
+    """Whether the student's map for probe ``key`` equals ``want`` (False if it is unreadable)."""
+    try:
+        t = got.tensor(key, like=want)
+    except Fail:
+        return False
+    return bool(torch.allclose(t, want, rtol=1e-6, atol=1e-9))
+
+
+def _compare(got: Got, key: str, what: str, hint: str, mistakes: tuple[tuple[torch.Tensor, str], ...] = ()) -> None:
+    """Fail unless probe ``key`` matches course_lib; a recognised mistake gives its own hint."""
     want = reference(key)
-    assert_close(got.tensor(key, like=want, what=what), want, what, hint=hint)
+    t = got.tensor(key, like=want, what=what)
+    if torch.allclose(t, want, rtol=1e-6, atol=1e-9):
+        return
+    for wrong, reason in mistakes:
+        if torch.allclose(t, wrong, rtol=1e-6, atol=1e-9):
+            hint = reason
+            break
+    assert_close(t, want, what, hint=hint)
+
+
+TILES = "non-overlapping windows: each pixel gets its window's score drop"
+
+
+def _needs_tiles(got: Got) -> None:
+    """Checks that build on a single window's drop wait until the tiles check passes."""
+    if not _close(got, "tiles", reference("tiles")):
+        raise Fail(f"fix the check '{TILES}' first: while the drop of a single window is wrong, "
+                   "this check cannot tell what else is")
 
 
 @check("returns an H x W map")
@@ -81,32 +153,55 @@ def _om_shape(got: Got) -> None:
     got.tensor("shape", shape=(8, 8), what="occlusion_map(model, image of shape (1, 3, 8, 8), ...)")
 
 
-@check("non-overlapping windows: each pixel gets its window's score drop")
+@check(TILES)
 def _om_tiles(got: Got) -> None:
     _compare(got, "tiles", "occlusion_map with window 4, stride 4 (four tiles)",
              "each pixel's value is f(image) - f(image with its tile set to the fill), for the target's "
-             "logit: positive when hiding the tile lowers the score")
+             "logit; every pixel of the 8 x 8 image lies in exactly one of the four 4 x 4 tiles",
+             mistakes=((-reference("tiles"), "the sign is reversed: the value is the drop f(image) - "
+                        "f(image with the tile hidden), positive when hiding the tile lowers the score"),))
 
 
-@check("overlapping windows: the mean drop over the windows covering a pixel", points=2)
+@check("overlapping windows: a pixel's value combines its windows as the chapter's does", points=2)
 def _om_overlap(got: Got) -> None:
+    _needs_tiles(got)
     _compare(got, "overlap", "occlusion_map with window 4, stride 2 (overlapping windows)",
-             "a pixel covered by several windows gets the mean of their drops: add each window's drop "
-             "to its pixels, count the windows covering each pixel, and divide (not the max, not the "
-             "last window's drop)")
+             "a pixel covered by several windows must combine their drops as the chapter's map does",
+             mistakes=(
+                 (variant("overlap", "sum"), "you add up the drops of the windows covering a pixel, so a "
+                  "pixel's value grows with the number of windows over it; the chapter's map does not"),
+                 (variant("overlap", "max"), "you keep the largest drop among the windows covering a "
+                  "pixel: one window decides, and a pixel gets credit it shares with its neighbours"),
+                 (variant("overlap", "last"), "each pixel keeps the drop of the last window that covered "
+                  "it: the windows before are overwritten, not combined"),
+             ))
 
 
-@check("the last window hangs over the border and is cut, as Captum places it")
+@check("the border: windows placed as the chapter's (and Captum's) are")
 def _om_border(got: Got) -> None:
-    _compare(got, "border", "occlusion_map with window 3, stride 3 on 8 pixels",
-             "windows start at 0, stride, 2 * stride, ... until the image is covered: along 8 pixels "
-             "with window 3 and stride 3 they start at 0, 3 and 6, and the last one covers only 6 and 7")
+    _needs_tiles(got)
+    what = "occlusion_map with window 3, stride 3 on 8 pixels"
+    raw = got.raw("border")
+    if isinstance(raw, Array) and raw.data.dtype.kind in "fc" and not np.isfinite(raw.data).all():
+        raise Fail(f"{what} contains NaN or inf: some pixels are covered by no window (0 / 0); "
+                   "the windows must go on until every pixel is covered")
+    _compare(got, "border", what,
+             "place the windows as course_lib and Captum do: from 0 in steps of the stride, until the "
+             "image is covered",
+             mistakes=((variant("border", count="floor"), "the last row and column get no window: with "
+                        "window 3 and stride 3 on 8 pixels, windows starting at 0 and 3 leave pixels 6 "
+                        "and 7 uncovered; one more window is needed, cut by the border"),
+                       (variant("border", count="shifted"), "your last window starts at 5, moved inside "
+                        "the image; the chapter's windows start at multiples of the stride (0, 3, 6) and "
+                        "the last one is cut by the border")))
 
 
 @check("the fill value replaces the window", hidden=True)
 def _om_fill(got: Got) -> None:
+    _needs_tiles(got)
     _compare(got, "fill", "occlusion_map with fill 0.7",
-             "set every channel of the window's pixels to `fill`, not to 0")
+             "set every channel of the window's pixels to `fill`",
+             mistakes=((variant("fill", fill=0.0), "the window was set to 0, not to `fill`"),))
 
 
 @check("leaves the image and the model as they were", hidden=True)
@@ -159,14 +254,17 @@ ESTIMATORS = ("A", "B", "C", "D")
 READ_ERRORS = Item(
     "read_errors",
     checks=(
-        choice_answer("answer_within_5_percent", "B", ESTIMATORS, "which estimators are within 5% at 256 calls",
+        choice_answer("answer_within_5_percent", "B", ESTIMATORS, "which estimators are within 5% on average at 256 calls",
                       "read the 256-calls row and compare each mean error, with its standard error, "
                       "with 0.05"),
-        number_answer("answer_shrink_factor", 2.0, "error shrink factor from 512 to 2,048 calls",
+        choice_answer("answer_single_run", "B", ESTIMATORS, "what one run at 256 calls supports",
+                      "the mean is over 60 runs; the bracketed 90th percentile says how far one run in "
+                      "ten strays"),
+        number_answer("answer_shrink_factor", 2.0, "error shrink factor from 2,048 to 8,192 calls",
                       "a Monte Carlo error falls like 1 / sqrt(calls); four times the calls", tol=0.25),
-        choice_answer("answer_lime_floor", "B", ESTIMATORS, "why LIME's error levels off",
-                      "more samples shrink the random part of an error, not the difference between "
-                      "what an estimator converges to and the Shapley values"),
+        choice_answer("answer_lime_floor", "C", ESTIMATORS, "why LIME's error levels off",
+                      "a fixed penalty weighs less and less against squared errors that grow with the "
+                      "samples; what is left when the samples are many, or when every coalition is used?"),
     ),
 )
 
@@ -186,4 +284,45 @@ SHAPLEY_BY_HAND = Item(
     ),
 )
 
-ITEMS = (OCCLUSION_MAP, FORWARD_PASSES, READ_ERRORS, SHAPLEY_BY_HAND)
+# --- item 5: which bug made which map ---------------------------------------------------------
+
+# A one-row image of 8 pixels, all 1, and a two-class model whose class-0 logit is
+# ROW_BIAS + ROW_WEIGHTS . pixels (class 1's logit is 0); occlusion with window 3, stride 2,
+# fill 0 along the row. The exercise prints the five maps below (tests/test_exercise_answers.py
+# recomputes them): each output letter names how it was made.
+ROW_WEIGHTS = (0.0, 0.0, 1.0, 3.0, 3.0, 1.0, 0.0, 2.0)
+ROW_BIAS = -4.0
+ROW_OUTPUTS = {
+    "P": "floor",  # floor((8 - 3) / 2) + 1 = 3 windows: pixel 7 uncovered, left at 0
+    "Q": "shifted",  # the last window moved inside the image (starts 0, 2, 4, 5), not cut
+    "R": "correct",  # course_lib's occlusion
+    "S": "probability",  # the drop of the softmax probability of class 0, not of its logit
+    "T": "max",  # the largest drop over the windows covering a pixel
+}
+OUTPUT_LETTERS = tuple(ROW_OUTPUTS)
+
+
+def _letter(kind: str) -> str:
+    return next(letter for letter, k in ROW_OUTPUTS.items() if k == kind)
+
+
+FIND_THE_BUG = Item(
+    "find_the_bug",
+    checks=(
+        choice_answer("answer_bug_max", _letter("max"), OUTPUT_LETTERS, "the maximum over overlapping windows",
+                      "where two windows overlap, a maximum takes the larger drop: compare pixel 2, "
+                      "covered by windows with drops 1 and 7"),
+        choice_answer("answer_bug_floor", _letter("floor"), OUTPUT_LETTERS, "floor division for the window count",
+                      "count the windows floor division places along 8 pixels with window 3 and stride 2, "
+                      "and see which pixels none of them covers"),
+        choice_answer("answer_bug_probability", _letter("probability"), OUTPUT_LETTERS,
+                      "the probability instead of the logit",
+                      "the logit of the full row is 6, so its probability is already near 1; what does a "
+                      "drop of the logit by 1 do to that probability, and a drop by 7?"),
+        choice_answer("answer_correct_output", _letter("correct"), OUTPUT_LETTERS, "the chapter's occlusion",
+                      "the chapter places windows from 0 in steps of the stride until the row is covered, "
+                      "and cuts the last one at the border; it does not move it inside"),
+    ),
+)
+
+ITEMS = (OCCLUSION_MAP, FORWARD_PASSES, READ_ERRORS, SHAPLEY_BY_HAND, FIND_THE_BUG)
