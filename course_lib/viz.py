@@ -243,7 +243,14 @@ def method_grid(
     fig, axes = plt.subplots(n, cols, figsize=(cell * cols + bar_width, cell * n + 0.35),
                              squeeze=False, layout="constrained")
     scales: dict[bool, float] = {}
+    shared_legend: dict[bool, str | None] = {}
     if shared_scale:
+        # One bar per kind of map: the signed maps sharing it must share one sign legend.
+        told = {legends.get(name) for name in maps if signed.get(name, False)}
+        if len(told) > 1:
+            raise ValueError(f"signed maps on one shared scale share one colour bar, so they need one "
+                             f"sign legend; got {sorted(t or 'the default' for t in told)}")
+        shared_legend[True] = told.pop() if told else None
         for kind in (False, True):
             group = [m[i] for name, m in maps.items() if signed.get(name, False) == kind
                      for i in range(n)]
@@ -272,5 +279,6 @@ def method_grid(
             if pairs:
                 add_colorbar(pairs[0][1], [ax for ax, _ in pairs], signed=kind,
                              clipped=clipped[kind], clip_percentile=clip_percentile,
-                             label=f"{label} (one scale for all maps)" if label else "one scale for all maps")
+                             label=f"{label} (one scale for all maps)" if label else "one scale for all maps",
+                             sign_legend=shared_legend.get(kind))
     return fig

@@ -372,10 +372,11 @@ ig_delta = torch.cat([torch.tensor([gl_gaps[N_STEPS]]), rest_delta])
 for n, d, c, a in zip(names, ig_delta, change, ig.sum(dim=(1, 2, 3))):
     print(f"{n:>10}: f(x) - f(grey) = {float(c):6.2f}   sum of IG = {float(a):6.2f}   gap = {float(d):+.3f} ({float(d / c):+.1%})")
 
-# %% mystnb={"image": {"alt": "The cat photo, its gradient x input and its Integrated Gradients, both summed over colour channels, on one shared orange-purple scale with orange positive and a single colour bar. Both maps are speckled, with the same eyes, nose and fur edges lit."}}
+# %% mystnb={"image": {"alt": "The cat photo, its gradient x input and its Integrated Gradients, both summed over colour channels, on one shared orange-purple scale with orange positive and a single colour bar. Both maps are speckled over the fur; Integrated Gradients puts much more weight on the left eye and the nose."}}
 maps = {"gradient x input": cl.reduce_channels(gxi[:1], "signed"),
         f"IG, {N_STEPS} steps": cl.reduce_channels(ig[:1], "signed")}
 fig = viz.method_grid(cat, maps, signed={k: True for k in maps}, denormalize=imagenet.denormalize,
+                      sign_legend={k: viz.CONTRIBUTION_LEGEND for k in maps},
                       row_titles=[labels[cat_class]], shared_scale=True,
                       label="logit per pixel (channels summed)")
 plt.show()
@@ -398,6 +399,7 @@ def block_sums(a, size=16):
 # %% mystnb={"image": {"alt": "Three rows (cat, espresso, moped): the photo and 14 by 14 grids of block totals of gradient x input and of Integrated Gradients, on one shared orange-purple scale, orange positive. Both are patchworks of small orange and purple blocks spread over the whole photo; neither outlines the object."}}
 blocks = {"gradient x input": block_sums(gxi), f"IG, {N_STEPS} steps": block_sums(ig)}
 fig = viz.method_grid(x, blocks, signed={k: True for k in blocks}, denormalize=imagenet.denormalize,
+                      sign_legend={k: viz.CONTRIBUTION_LEGEND for k in blocks},
                       row_titles=[labels[int(c)] for c in pred], shared_scale=True, cell=2.0,
                       label="logit per 16 x 16 block")
 plt.show()
@@ -472,7 +474,7 @@ def baseline_maps(panels, with_photo):
         viz.show_image(axes[0], cat[0], title="tiger cat", denormalize=imagenet.denormalize)
     for ax, k in zip(axes[with_photo:], panels):
         viz.show_heatmap(ax, cl.reduce_channels(by_baseline[k], "signed")[0], signed=True, title=k,
-                         label="logit per pixel")
+                         label="logit per pixel", sign_legend=viz.CONTRIBUTION_LEGEND)
     plt.show()
 
 
@@ -703,6 +705,7 @@ for name, a in [("gradient x input", gxi), (f"IG, {N_STEPS} steps", ig), ("DeepL
 # %% mystnb={"image": {"alt": "Three rows (cat, espresso, moped): the photo and 14 by 14 grids of block totals of Integrated Gradients and of DeepLift, on one shared orange-purple scale, orange positive. IG's blocks are larger and of both signs; DeepLift's are small and almost all orange."}}
 blocks_dl = {f"IG, {N_STEPS} steps": block_sums(ig), "DeepLift": block_sums(dl)}
 fig = viz.method_grid(x, blocks_dl, signed={k: True for k in blocks_dl}, denormalize=imagenet.denormalize,
+                      sign_legend={k: viz.CONTRIBUTION_LEGEND for k in blocks_dl},
                       row_titles=[labels[int(c)] for c in pred], shared_scale=True, cell=2.0,
                       label="logit per 16 x 16 block")
 plt.show()
@@ -946,9 +949,10 @@ for name, a in estimates.items():
     against_truth(name, patch_sums(a), truth)
 against_truth("mask-only split (no model)", mask_only.to(truth.dtype), truth)
 
-# %% mystnb={"image": {"alt": "Four Shapes images (cross, plain square, cross, dotted square), each followed by two 3 by 3 grids: the exact Shapley values of its nine patches and DeepLiftShap summed over the same patches, on one orange-purple scale per panel with orange positive. Both grids, on one shared scale, have their largest orange values on the patches that hold the object."}}
+# %% mystnb={"image": {"alt": "Four Shapes images (cross, plain square, cross, dotted square), each followed by two 3 by 3 grids: the exact Shapley values of its nine patches and DeepLiftShap summed over the same patches, on one shared orange-purple scale with orange positive. Both grids have their largest orange values on the patches that hold the object."}}
 panels = {"exact Shapley": truth.view(-1, 3, 3), "DeepLiftShap, summed": patch_sums(estimates["DeepLiftShap"]).view(-1, 3, 3)}
 fig = viz.method_grid(data.batch.images, panels, signed={k: True for k in panels}, cell=1.8,
+                      sign_legend={k: viz.CONTRIBUTION_LEGEND for k in panels},
                       shared_scale=True, clip_percentile=100,
                       row_titles=[shapes.labels[int(c)] for c in s_pred], label="logit per patch")
 plt.show()

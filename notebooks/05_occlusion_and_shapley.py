@@ -110,14 +110,6 @@ OCCLUSION_LEGEND = "orange: hiding it lowers the score\npurple: hiding it raises
 CONTRIBUTION_LEGEND = "orange: adds to the score vs baseline\npurple: takes away from it"
 
 
-def shared_bar_legend(fig, maps, legend, label, clip_percentile=99):
-    """Give the one colour bar of a shared-scale method_grid of signed ``maps`` (a list) the
-    sign ``legend`` (method_grid puts viz.SIGN_LEGEND there); the bar is the figure's last axes."""
-    clipped = max(float(m.abs().max()) for m in maps) > viz.map_scale(maps, clip_percentile) * (1 + 1e-9)
-    text = viz.colorbar_label(True, clipped, clip_percentile, f"{label} (one scale for all maps)", legend)
-    fig.axes[-1].set_ylabel(text, fontsize=8)
-
-
 # With the internet (Colab) any name of cl.list_models() works here, e.g. "resnet50". Statements
 # below about the fill "zero" hold for this normalisation only (mean 0.5, std 0.5: zero is
 # mid-grey); under ImageNet's mean and std, zero is the average ImageNet colour.
@@ -392,9 +384,8 @@ print(f"cat, grey fill vs blurred fill: Spearman rho {rho:.2f}, top-10% overlap 
       f"{float(top_overlap(occ[:1, 0], occ_blur[:, 0])[0]):.2f}, largest drop {float(occ[0, 0].max()):.2f} vs "
       f"{float(occ_blur[0, 0].max()):.2f}")
 fig = viz.method_grid(x[:1], {"grey fill": occ[:1, 0], "blurred fill": occ_blur[:, 0]}, denormalize=imagenet.denormalize,
-                      signed={"grey fill": True, "blurred fill": True}, label="logit drop", shared_scale=True)
-# method_grid's shared colour bar carries the default legend: replace it by the occlusion one.
-shared_bar_legend(fig, [occ[0, 0], occ_blur[0, 0]], OCCLUSION_LEGEND, "logit drop")
+                      signed={"grey fill": True, "blurred fill": True}, label="logit drop", shared_scale=True,
+                      sign_legend={"grey fill": OCCLUSION_LEGEND, "blurred fill": OCCLUSION_LEGEND})
 plt.show()
 
 # %% [markdown]
@@ -725,8 +716,8 @@ runs["exact Shapley"] = exact_maps[j : j + 1]
 # |values| so that the background segments, where the seeds disagree, can be seen.
 fig = viz.method_grid(xs[chosen[j] : chosen[j] + 1], runs, denormalize=shapes.denormalize,
                       signed={name: True for name in runs}, label="logit", clip_percentile=75,
-                      row_titles=["LIME, 50 samples"], cell=2.0, shared_scale=True)
-shared_bar_legend(fig, [m[0] for m in runs.values()], CONTRIBUTION_LEGEND, "logit", clip_percentile=75)
+                      row_titles=["LIME, 50 samples"], cell=2.0, shared_scale=True,
+                      sign_legend={name: CONTRIBUTION_LEGEND for name in runs})
 plt.show()
 values = {name: cl.segment_values(m, segments[chosen[j]])[0] for name, m in runs.items()}
 order = values["exact Shapley"].argsort(descending=True)

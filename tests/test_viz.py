@@ -243,3 +243,18 @@ def test_a_contribution_map_can_say_what_its_sign_means():
     grid = viz.method_grid(torch.rand(1, 3, 8, 8), {"gxi": torch.randn(1, 8, 8)}, signed={"gxi": True},
                            sign_legend={"gxi": viz.CONTRIBUTION_LEGEND})
     assert viz.CONTRIBUTION_LEGEND in grid.axes[-1].get_ylabel()
+
+
+def test_a_shared_scale_keeps_the_sign_legend_of_its_signed_maps():
+    maps = {"a": torch.randn(2, 8, 8), "b": torch.randn(2, 8, 8)}
+    grid = viz.method_grid(torch.rand(2, 3, 8, 8), maps, signed={"a": True, "b": True}, shared_scale=True,
+                           sign_legend={"a": viz.CONTRIBUTION_LEGEND, "b": viz.CONTRIBUTION_LEGEND})
+    label = grid.axes[-1].get_ylabel()
+    assert viz.CONTRIBUTION_LEGEND in label and viz.SIGN_LEGEND not in label
+
+
+def test_signed_maps_with_different_legends_cannot_share_one_colour_bar():
+    maps = {"a": torch.randn(1, 8, 8), "b": torch.randn(1, 8, 8)}
+    with pytest.raises(ValueError, match="one sign legend"):
+        viz.method_grid(torch.rand(1, 3, 8, 8), maps, signed={"a": True, "b": True}, shared_scale=True,
+                        sign_legend={"a": viz.CONTRIBUTION_LEGEND})
