@@ -237,7 +237,7 @@ print(f"largest s on the 129 points: {float(s.max()):.1f} at alpha = {float(grid
 late = path_scores[16:] - path_scores[-1]  # alpha >= 1/8
 print(f"for alpha >= 1/8 the score stays within [{float(late.min()):+.2f}, {float(late.max()):+.2f}] of its final value")
 
-# %% mystnb={"image": {"alt": "Two line plots against alpha from 0 to 1. Left: the cat's score rises from its grey-image value to almost its final value within the first few percent of the path, then stays nearly flat. Right: the path derivative has a tall narrow spike near alpha 0.05 and is small everywhere else."}}
+# %% mystnb={"image": {"alt": "Two line plots against alpha from 0 to 1. Left: the cat's score rises from its grey-image value to almost its final value within the first eighth of the path (81 percent of the change by alpha 1/16, 97 percent by 1/8), then stays nearly flat. Right: the path derivative has a tall narrow spike near alpha 0.05 and is small everywhere else."}}
 fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.0), layout="constrained")
 axes[0].plot(grid, path_scores - path_scores[0], ".-", ms=3)
 axes[0].set_xlabel(r"$\alpha$ (0 = grey image, 1 = photo)")
@@ -632,14 +632,14 @@ for name, run in [("deeplift", lambda: cl.deeplift(model, cat, cat_class)),
 # %% [markdown]
 # DeepLift costs what two gradient evaluations cost (the baseline rides along in the batch);
 # Integrated Gradients costs one more forward pass (to fix the target) plus `n_steps`
-# gradient evaluations, 128 here. The measured seconds per image are on the book's performance
+# gradient evaluations (4 in the count above, 128 for this chapter's maps). The measured seconds per image are on the book's performance
 # page (`benchmarks/bench_integrated_gradients.py`).
 #
 # **How close to Integrated Gradients?** For a network with one layer of ReLUs the two are
 # equal: along the straight path each unit's pre-activation moves linearly, and the average of
 # $g'$ over the segment is exactly the secant's slope {footcite}`ancona2018towards`. With a
 # second layer the pre-activations of the second layer no longer move linearly, and the two
-# drift apart. On two small random networks (float64, four inputs, 2000-step IG so that its
+# drift apart. On two small random networks (float64, four input points of five features, 2000-step IG so that its
 # own error is negligible):
 
 # %%
@@ -969,7 +969,7 @@ plt.show()
 # (0.37 to 0.59), GradientSHAP with 64 draws less clearly (0.24 to 0.45, its Monte Carlo
 # error included), and gradient x (input $-$ baseline) is worse than the floor (0.61 to
 # 0.92). The cheap estimators are measurably closer to the Shapley values than a guess from
-# the masks, with errors of a fifth to a third of the values' size for the best of them.
+# the masks, with errors of 0.18 to 0.37 of the values' size for the best of them.
 #
 # ### A yardstick on the photo
 #
@@ -1183,7 +1183,7 @@ except ValueError as error:
 #   opposite maps; maps from different baselines agree only when the baselines look alike.
 # - DeepLift's rescale rule is complete after one forward and one backward pass, where it has
 #   a rule for every nonlinearity (not on transformers: `course_lib` warns). It equals
-#   Integrated Gradients for one layer of ReLUs, is close to it on the Shapes CNN only when the
+#   Integrated Gradients for one layer of ReLUs, is closest to it on the Shapes CNN when the
 #   baseline is near the image, and is nearly unrelated to it on EfficientNet-Lite0. Against
 #   the exact Shapley values of the cat's 3 x 3 patches DeepLift is closer than IG (relative
 #   error 0.51 against 0.74), though both are further off than an equal split (0.28). It is

@@ -419,7 +419,7 @@ plt.show()
 
 # %% [markdown]
 # In 186 of the 200 images the lowest-ranked class's map is not zero everywhere, and there its
-# largest value is a hundred times smaller than the true class's (median 0.010 against 0.542)
+# largest value is about fifty times smaller than the true class's (median 0.010 against 0.542)
 # and its median share on the object is 0.00. Drawn each on its own scale, as in the figure
 # (and as every map scaled to $[0, 1]$ is), the circle's map on the cross is one bright blob
 # beside the object, as bright as the cross's map; only the colour bars, about 0.005 against
@@ -572,7 +572,7 @@ print(f"contrast: median (worst decile); a flat map: {flat[2]:.2f}")
 
 # %% [markdown]
 # Balance alone flatters Grad-CAM++: by that number it gives the most balanced maps at every
-# layer, yet a flat map would beat it (1.00). The contrast, which a flat map cannot win, tells a
+# layer (tied with LayerCAM at `layer3`), yet a flat map would beat it (1.00). The contrast, which a flat map cannot win, tells a
 # narrower story. At `layer1` Grad-CAM's weaker object is, in the median image, no brighter than
 # the background (contrast 1.01, and 0.08 in the worst tenth: one object ignored); there
 # Grad-CAM++ does what its paper promises and lifts it to 2.74, but HiResCAM (7.60) and LayerCAM
@@ -728,7 +728,7 @@ plt.show()
 # at the stem HiResCAM and LayerCAM put 0.77 and 0.72 of their mass on the object, with the peak
 # on it in 99 percent of the images, against Grad-CAM's 0.47; at `layer1` they lift the pointing
 # score from 0.56 to 0.90 and 0.91, and Grad-CAM++ to 0.94, the best at that layer, though its
-# share on the object stays at Grad-CAM's (0.43). Grad-CAM++ puts the least mass on the object
+# share on the object stays near Grad-CAM's (0.43 against 0.42). Grad-CAM++ puts the least mass on the object
 # at the stem (0.37, pointing 0.72) and at `layer2` (0.35). So in early layers the variant
 # matters as much as the layer: at the stem the four span 0.37 to 0.77 on the object and 0.72
 # to 0.99 in pointing, while Grad-CAM across the four layers spans 0.40 to 0.52 on the object.
@@ -1249,7 +1249,7 @@ print(f"guided_backprop vs Captum GuidedBackprop (Shapes CNN, nn.ReLU): max |dif
 #   costs one forward pass per channel, and its map is close to the mean of the activation maps,
 #   so it depends little on the class here.
 # - A map drawn on its own scale (or min-max scaled) hides how much evidence it holds: the
-#   lowest-ranked class's map looks as sure as the true class's at a hundredth of its size.
+#   lowest-ranked class's map looks as sure as the true class's at about a fiftieth of its size.
 # - Guided Backprop gives the same picture for a class the model ranks 500th as for its
 #   prediction ($r \ge 0.98$): it reconstructs edges. Guided Grad-CAM borrows its class
 #   dependence from Grad-CAM.

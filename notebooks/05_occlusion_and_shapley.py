@@ -275,7 +275,7 @@ for window, stride in settings:
           f"{mean_se(top_overlap(m, shape_maps[(6, 3)])):>26}")
 print(f"window 10: stride 5 costs {cl.count_windows(64, 10, 5) / cl.count_windows(64, 10, 10):.1f} times the passes of stride 10")
 
-# %% mystnb={"image": {"alt": "One Shapes image and its occlusion maps for several window sizes and strides, signed orange-purple maps of the logit drop (orange: hiding the patch lowers the score) with colour bars; small windows give sharp maps on the object's edges, large windows blur over the object."}}
+# %% mystnb={"image": {"alt": "One Shapes image and its occlusion maps for several window sizes and strides, signed orange-purple maps of the logit drop (orange: hiding the patch lowers the score) with colour bars; small windows give compact maps on the square itself; larger windows spread onto the background, and at windows 16 and 24 a purple patch appears near the green disc."}}
 k = 1  # one test image, drawn with every setting
 fig = viz.method_grid(xs[k : k + 1], {f"window {w}, stride {s}": shape_maps[(w, s)][k : k + 1] for w, s in settings},
                       denormalize=shapes.denormalize, signed={f"window {w}, stride {s}": True for w, s in settings},
@@ -319,7 +319,7 @@ print(f"mean colour of the object in the image drawn below ({test.classes[int(ys
 
 # %% [markdown]
 # Black is out of distribution: hardly a pixel of the data is black. Saturated red is not: it
-# is the colour of some of the objects, this image's square among them. The two can fail in
+# is the colour of some of the objects, and this image's square is close to it. The two can fail in
 # different ways, a fill the model has never seen, and a fill that adds a blob of object
 # colour. Window 10, stride 5 throughout. Beside the localisation numbers: the mean
 # |attribution| on background pixels and on object pixels.
