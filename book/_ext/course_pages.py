@@ -92,32 +92,31 @@ def api_rst(part: str) -> str:
         obj = getattr(importlib.import_module(module_name), name)
         kind = "autoclass" if inspect.isclass(obj) else "autofunction" if callable(obj) else "autodata"
         out.append(f".. {kind}:: {dotted}")
-        chapter = chapter_of(name)
-        out.append("")
-        if chapter in listed:
-            out.append(f"   Taught in :doc:`/notebooks/{chapter}`.")
-        elif chapter:
-            out.append(f"   Taught in chapter {chapter.split('_')[0]} (in preparation).")
-        else:
-            out.append("   Used throughout the course.")
-        out.append("")
+        out += ["", f"   {_taught(chapter_of(name), listed)}", ""]
     return "\n".join(out)
+
+
+def _taught(chapter: str | None, listed: set[str]) -> str:
+    """The API entry's line naming the chapter that teaches the name."""
+    if chapter in listed:
+        return f"Taught in :doc:`/notebooks/{chapter}`."
+    if chapter:
+        return f"Taught in chapter {chapter.split('_')[0]} (in preparation)."
+    return "Used throughout the course."
 
 
 def _callable_cam_entry(listed: set[str]) -> list[str]:
     """``course_lib.cam``, the subpackage that is also the CAM function (autodoc sees a module)."""
     import course_lib
     from course_lib.cam.grad_cam import cam
+    from course_lib.methods import chapter_of
 
-    chapter = "04_class_activation_maps"
-    taught = (f"Taught in :doc:`/notebooks/{chapter}`." if chapter in listed
-              else "Taught in chapter 04 (in preparation).")
     doc = inspect.getdoc(cam) or ""
     return [".. py:function:: course_lib.cam" + str(inspect.signature(course_lib.cam)).replace("'", ""), "",
             *[f"   {line}" if line else "" for line in doc.splitlines()], "",
             "   ``course_lib.cam`` is also the subpackage of the CAM family: ``course_lib.cam.capture``,",
             "   ``course_lib.cam.GradCAM`` and the other classes live there.", "",
-            f"   {taught}", ""]
+            f"   {_taught(chapter_of('cam'), listed)}", ""]
 
 
 class _Generated(SphinxDirective):

@@ -19,7 +19,7 @@ from course_lib.attribution.smoothgrad import smoothgrad as _smoothgrad
 
 from .checks import (Check, Fail, Got, Item, assert_close, check, choice_answer, number_answer,
                      unit_scale)
-from .material import linear_model, tiny_cnn
+from .material import check_model_left_alone, linear_model, model_flags, tiny_cnn
 
 EXERCISE = "02_gradient_saliency"
 PRELOAD = ["captum.attr"]  # imported once in the grading server, so its NoiseTunnel can be guarded
@@ -140,9 +140,7 @@ def collect_smoothgrad(student) -> dict:
     model, x = tiny_cnn(6), images(6, 2)
     given = x.clone()
     out["clean"] = student.call("smoothgrad", model, given, target=0, n_samples=3, noise_level=0.1, seed=0)
-    out["clean:param_grads"] = any(p.grad is not None for p in model.parameters())
-    out["clean:requires_grad"] = all(p.requires_grad for p in model.parameters())
-    out["clean:training"] = bool(model.training)
+    out.update(model_flags(model))
     out["clean:input_unchanged"] = bool(not given.requires_grad and given.grad is None
                                         and torch.equal(given, x))
     return out
@@ -257,13 +255,8 @@ def _sg_target(got: Got) -> None:
 @check("leaves the model and the input as they were", hidden=True)
 def _sg_clean(got: Got) -> None:
     got.ok("clean")
-    if got.flag("clean:param_grads"):
-        raise Fail("left gradients in the model's parameters (.grad is set): take input gradients "
-                   "with torch.autograd.grad(score, x) instead of score.backward()")
-    if not got.flag("clean:requires_grad"):
-        raise Fail("turned off requires_grad on the model's parameters and left it off")
-    if got.flag("clean:training"):
-        raise Fail("left the model in training mode")
+    check_model_left_alone(got, "left gradients in the model's parameters (.grad is set): take input "
+                                "gradients with torch.autograd.grad(score, x) instead of score.backward()")
     if not got.flag("clean:input_unchanged"):
         raise Fail("changed the input tensor passed in (its values, requires_grad or .grad): "
                    "work on a copy, e.g. x = inputs.detach().clone()")

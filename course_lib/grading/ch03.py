@@ -60,9 +60,7 @@ def collect_ig_trapezoid(student) -> dict:
     model, x, b = tiny_cnn(5), images(5, 2), images(15, 2, 0.3)
     given, given_b = x.clone(), b.clone()
     out["clean"] = student.call("ig_trapezoid", model, given, [1, 0], given_b, 3)
-    out["clean:param_grads"] = any(p.grad is not None for p in model.parameters())
-    out["clean:requires_grad"] = all(p.requires_grad for p in model.parameters())
-    out["clean:training"] = bool(model.training)
+    out.update(material.model_flags(model))
     out["clean:inputs_unchanged"] = bool(not given.requires_grad and given.grad is None
                                          and torch.equal(given, x) and torch.equal(given_b, b))
     return out
@@ -117,13 +115,8 @@ def _ig_batch(got: Got) -> None:
 @check("leaves the model and the inputs as they were", hidden=True)
 def _ig_clean(got: Got) -> None:
     got.ok("clean")
-    if got.flag("clean:param_grads"):
-        raise Fail("left .grad on the model's parameters: take input gradients with "
-                   "torch.autograd.grad (or cl.vanilla_gradient), not score.backward()")
-    if not got.flag("clean:requires_grad"):
-        raise Fail("turned off requires_grad on the model's parameters and left it off")
-    if got.flag("clean:training"):
-        raise Fail("left the model in training mode")
+    material.check_model_left_alone(got, "left .grad on the model's parameters: take input gradients "
+                                         "with torch.autograd.grad (or cl.vanilla_gradient), not score.backward()")
     if not got.flag("clean:inputs_unchanged"):
         raise Fail("changed the inputs or the baseline passed in (values, requires_grad or .grad): "
                    "work on copies")

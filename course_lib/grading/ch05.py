@@ -64,8 +64,7 @@ def collect_occlusion_map(student) -> dict:
     model, x = tiny_cnn(5), image(5)
     given = x.clone()
     out["clean"] = student.call("occlusion_map", model, given, 1, 4, 2, 0.0)
-    out["clean:param_grads"] = any(p.grad is not None for p in model.parameters())
-    out["clean:training"] = bool(model.training)
+    out.update(material.model_flags(model))
     out["clean:input_unchanged"] = bool(not given.requires_grad and given.grad is None and torch.equal(given, x))
     return out
 
@@ -207,10 +206,8 @@ def _om_fill(got: Got) -> None:
 @check("leaves the image and the model as they were", hidden=True)
 def _om_clean(got: Got) -> None:
     got.ok("clean")
-    if got.flag("clean:param_grads"):
-        raise Fail("left .grad on the model's parameters: occlusion needs no gradients, use torch.no_grad()")
-    if got.flag("clean:training"):
-        raise Fail("left the model in training mode")
+    material.check_model_left_alone(got, "left .grad on the model's parameters: occlusion needs no "
+                                         "gradients, use torch.no_grad()", requires_grad=False)
     if not got.flag("clean:input_unchanged"):
         raise Fail("changed the image passed in: occlude a copy, e.g. image.clone()")
 

@@ -33,3 +33,25 @@ def tiny_cnn(seed: int, classes: int = 4, pool: int = 1) -> nn.Module:
 def linear_model(seed: int, classes: int = 4) -> nn.Module:
     """A linear float64 classifier on 3 x 8 x 8 images: the same input gradient everywhere."""
     return _seeded(nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, classes)).double(), seed, 1.0)
+
+
+def model_flags(model: nn.Module, key: str = "clean") -> dict[str, bool]:
+    """Student's process: what a call left on ``model``, as ``key:param_grads``,
+    ``key:requires_grad`` and ``key:training`` (read by ``check_model_left_alone``)."""
+    return {f"{key}:param_grads": any(p.grad is not None for p in model.parameters()),
+            f"{key}:requires_grad": all(p.requires_grad for p in model.parameters()),
+            f"{key}:training": bool(model.training)}
+
+
+def check_model_left_alone(got, grads_reason: str, *, requires_grad: bool = True, key: str = "clean") -> None:
+    """Trusted process: fail with ``grads_reason`` when the call left ``.grad`` on the model's
+    parameters, and with a fixed reason when it turned off ``requires_grad`` (checked only with
+    ``requires_grad=True``) or left training mode on."""
+    from .checks import Fail
+
+    if got.flag(f"{key}:param_grads"):
+        raise Fail(grads_reason)
+    if requires_grad and not got.flag(f"{key}:requires_grad"):
+        raise Fail("turned off requires_grad on the model's parameters and left it off")
+    if got.flag(f"{key}:training"):
+        raise Fail("left the model in training mode")
